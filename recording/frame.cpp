@@ -1,0 +1,29 @@
+// Frame display names and small value-type helpers.
+#include <cstdio>
+
+#include "recording/recording.h"
+
+namespace stackwatch {
+
+std::string Frame::display_name() const {
+  if (!function.empty()) return function;
+  std::string base = module;
+  if (auto slash = base.rfind('/'); slash != std::string::npos) base = base.substr(slash + 1);
+  if (base.empty()) base = kernel ? "[kernel]" : "[unknown]";
+  char off[32];
+  std::snprintf(off, sizeof off, "+0x%llx", static_cast<unsigned long long>(module_offset));
+  return base + off;
+}
+
+const char* to_string(StackKind kind) { return kind == StackKind::kOnCpu ? "on" : "off"; }
+
+DropCounters& DropCounters::operator+=(const DropCounters& o) {
+  kernel_stack_errors += o.kernel_stack_errors;
+  user_stack_errors += o.user_stack_errors;
+  stack_map_full += o.stack_map_full;
+  counts_map_full += o.counts_map_full;
+  other += o.other;
+  return *this;
+}
+
+}  // namespace stackwatch

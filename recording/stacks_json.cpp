@@ -1,0 +1,169 @@
+// stacks.json writer and reader (see stacks_json.h).
+#include "recording/stacks_json.h"
+
+#include <cstdio>
+#include <map>
+
+#include "recording/error.h"
+
+namespace stackwatch {
+
+using nlohmann::json;
+
+std::string trace_entry(const Frame& frame) {
+  char addr[32];
+  std::snprintf(addr, sizeof addr, "0x%llx:", static_cast<unsigned long long>(frame.address));
+  return addr + frame.display_name();
+}
+
+static json frame_to_json(const Frame& f) {
+  json j = {{"addr", f.address}, {"function", f.function}, {"module", f.module},
+            {"offset", f.module_offset}};
+  if (!f.build_id.empty()) j["build_id"] = f.build_id;
+  if (!f.file.empty()) {
+    j["file"] = f.file;
+    j["line"] = f.line;
+    if (f.column) j["column"] = f.column;
+  }
+  if (f.inlined) j["inlined"] = true;
+  if (f.kernel) j["kernel"] = true;
+  if (!f.unknown_reason.empty()) j["unknown"] = f.unknown_reason;
+  return j;
+}
+
+static Frame frame_from_json(const json& j) {
+  Frame f;
+  f.address = j.value("addr", uint64_t{0});
+  f.function = j.value("function", std::string());
+  f.module = j.value("module", std::string());
+  f.module_offset = j.value("offset", uint64_t{0});
+  f.build_id = j.value("build_id", std::string());
+  f.file = j.value("file", std::string());
+  f.line = j.value("line", 0u);
+  f.column = j.value("column", 0u);
+  f.inlined = j.value("inlined", false);
+  f.kernel = j.value("kernel", false);
+  f.unknown_reason = j.value("unknown", std::string());
+  return f;
+}
+
+static json drops_to_json(const DropCounters& d) {
+  return {{"kernel_stack_errors", d.kernel_stack_errors},
+          {"user_stack_errors", d.user_stack_errors},
+          {"stack_map_full", d.stack_map_full},
+          {"counts_map_full", d.counts_map_full},
+          {"other", d.other},
+          {"total", d.total()}};
+}
+
+json stacks_to_json(const std::vector<StackSample>& stacks, const StacksFileMeta& meta) {
+  json doc = json::object();
+  std::map<uint32_t, uint64_t> next_id;  // per tgid, so ids are small and stable per file
+  for (const StackSample& s : stacks) {
+    json& proc = doc[std::to_string(s.tgid)];
+    if (!proc.contains("name")) {
+      proc["name"] = s.process_name;
+      proc["pids"] = json::object();
+    }
+    json entry;
+    json trace = json::array();
+    json frames = json::array();
+    for (const Frame& f : s.frames) {
+      trace.push_back(trace_entry(f));
+      frames.push_back(frame_to_json(f));
+    }
+    entry["trace"] = std::move(trace);
+    entry["count"] = s.count;
+    entry["label"] = s.label ? json(*s.label) : json(nullptr);
+    entry["kind"] = to_string(s.kind);
+    if (s.kind == StackKind::kOffCpu) entry["off_ns"] = s.off_ns;
+    if (!s.thread_name.empty()) entry["thread"] = s.thread_name;
+    entry["frames"] = std::move(frames);
+    proc["pids"][std::to_string(s.tid)][std::to_string(next_id[s.tgid]++)] = std::move(entry);
+  }
+  doc["_stackwatch"] = {{"version", 1},
+                        {"started_at", meta.started_at},
+                        {"duration_s", meta.duration_s},
+                        {"intervals", meta.intervals},
+                        {"sample_hz", meta.sample_hz},
+                        {"sampling_event", meta.sampling_event},
+                        {"dropped", drops_to_json(meta.drops)}};
+  return doc;
+}
+
+static bool is_decimal(const std::string& s) {
+  if (s.empty() || s.size() > 10) return false;
+  for (char c : s)
+    if (c < '0' || c > '9') return false;
+  return std::stoull(s) <= UINT32_MAX;
+}
+
+// Parses "0xADDR:symbol" into a frame when no "frames" array is present.
+static Frame frame_from_trace(const std::string& t) {
+  Frame f;
+  auto colon = t.find(':');
+  std::string addr = colon == std::string::npos ? t : t.substr(0, colon);
+  try {
+    f.address = std::stoull(addr, nullptr, 16);
+  } catch (...) {
+    f.address = 0;
+  }
+  if (colon != std::string::npos) f.function = t.substr(colon + 1);
+  return f;
+}
+
+std::vector<StackSample> stacks_from_json(const json& doc, StacksFileMeta* meta) {
+  if (!doc.is_object()) throw Error("stacks.json: top level is not an object");
+  std::vector<StackSample> out;
+  for (const auto& [tgid_key, proc] : doc.items()) {
+    if (!is_decimal(tgid_key)) {
+      if (tgid_key == "_stackwatch" && meta && proc.is_object()) {
+        meta->started_at = proc.value("started_at", std::string());
+        meta->duration_s = proc.value("duration_s", 0.0);
+        meta->intervals = proc.value("intervals", uint64_t{0});
+        meta->sample_hz = proc.value("sample_hz", 0u);
+        meta->sampling_event = proc.value("sampling_event", std::string());
+        if (proc.contains("dropped") && proc["dropped"].is_object()) {
+          const json& d = proc["dropped"];
+          meta->drops.kernel_stack_errors = d.value("kernel_stack_errors", uint64_t{0});
+          meta->drops.user_stack_errors = d.value("user_stack_errors", uint64_t{0});
+          meta->drops.stack_map_full = d.value("stack_map_full", uint64_t{0});
+          meta->drops.counts_map_full = d.value("counts_map_full", uint64_t{0});
+          meta->drops.other = d.value("other", uint64_t{0});
+        }
+      }
+      continue;
+    }
+    if (!proc.is_object() || !proc.contains("pids") || !proc["pids"].is_object())
+      throw Error("stacks.json: process " + tgid_key + " has no \"pids\" object");
+    std::string name = proc.value("name", std::string());
+    for (const auto& [tid_key, stacks] : proc["pids"].items()) {
+      if (!is_decimal(tid_key) || !stacks.is_object())
+        throw Error("stacks.json: process " + tgid_key + ": bad thread entry \"" + tid_key + "\"");
+      for (const auto& [id_key, e] : stacks.items()) {
+        if (!e.is_object() || !e.contains("count") || !e["count"].is_number_unsigned())
+          throw Error("stacks.json: " + tgid_key + "/" + tid_key + "/" + id_key + ": missing \"count\"");
+        StackSample s;
+        s.tgid = static_cast<uint32_t>(std::stoul(tgid_key));
+        s.tid = static_cast<uint32_t>(std::stoul(tid_key));
+        s.process_name = name;
+        s.thread_name = e.value("thread", std::string());
+        s.count = e["count"].get<uint64_t>();
+        s.kind = e.value("kind", std::string("on")) == "off" ? StackKind::kOffCpu : StackKind::kOnCpu;
+        s.off_ns = e.value("off_ns", uint64_t{0});
+        if (e.contains("label") && e["label"].is_string()) s.label = e["label"].get<std::string>();
+        if (e.contains("frames") && e["frames"].is_array()) {
+          for (const json& fj : e["frames"])
+            if (fj.is_object()) s.frames.push_back(frame_from_json(fj));
+        } else if (e.contains("trace") && e["trace"].is_array()) {
+          for (const json& t : e["trace"])
+            if (t.is_string()) s.frames.push_back(frame_from_trace(t.get<std::string>()));
+        }
+        out.push_back(std::move(s));
+      }
+    }
+  }
+  return out;
+}
+
+}  // namespace stackwatch

@@ -1,0 +1,43 @@
+// stacks.json: the stack_count format of DESIGN.md, extended but never broken.
+//
+//   { "<tgid>": { "name": "<comm>", "pids": { "<tid>": { "<stack id>": {
+//       "trace": ["0x7fab3b4dd97b:__clock_gettime", ...],   // innermost first
+//       "count": 1, "label": null,
+//       "kind": "on"|"off", "off_ns": N, "thread": "<comm>",
+//       "frames": [ {"addr","function","module","offset","build_id",
+//                    "file","line","column","inlined","kernel"}, ... ] }}}},
+//     "_stackwatch": { "version": 1, "dropped": {...}, ... } }
+//
+// Keys that are not decimal numbers are metadata (only "_stackwatch" today);
+// a stack_count consumer that skips non-numeric keys reads the file as is.
+// Stack ids are assigned per file (0, 1, 2, ... in the order given), because
+// BPF stack ids are recycled every interval.
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "recording/recording.h"
+
+namespace stackwatch {
+
+struct StacksFileMeta {
+  std::string started_at;        // ISO 8601, may be empty
+  double duration_s = 0;
+  uint64_t intervals = 0;
+  uint32_t sample_hz = 0;
+  std::string sampling_event;    // "cycles" / "cpu-clock"
+  DropCounters drops;
+};
+
+nlohmann::json stacks_to_json(const std::vector<StackSample>& stacks, const StacksFileMeta& meta);
+
+// Parses a stacks.json written by stackwatch (or by stack_count: "frames",
+// "kind" and metadata are optional). Throws stackwatch::Error on malformed input.
+std::vector<StackSample> stacks_from_json(const nlohmann::json& doc, StacksFileMeta* meta = nullptr);
+
+// "0x7fab3b4dd97b:__clock_gettime"
+std::string trace_entry(const Frame& frame);
+
+}  // namespace stackwatch

@@ -1,0 +1,109 @@
+// symbolizer: addresses -> frames (function, inlined chain, file:line, module,
+// build-id, offset). libdw/libelf for user code, /proc/kallsyms for the
+// kernel. No BPF here: usable and testable without privileges.
+//
+// Two phases, as in blazesym: normalize (pid, address -> module file, file
+// offset, build-id, using the mappings captured when the pid was first seen)
+// then symbolize (module, offset -> frames). Modules are parsed once and
+// cached per build-id (or path+dev+inode+size+mtime), shared by every process
+// that maps them, with an LRU bound.
+//
+// Thread safety: a Symbolizer is single-threaded; use one per thread.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "recording/recording.h"
+
+namespace stackwatch::symbolizer {
+
+// One line of /proc/PID/maps.
+struct Mapping {
+  uint64_t start = 0;
+  uint64_t end = 0;
+  uint64_t file_offset = 0;
+  std::string perms;  // "r-xp"
+  uint32_t dev_major = 0;
+  uint32_t dev_minor = 0;
+  uint64_t inode = 0;
+  std::string path;  // may be empty, "[vdso]", "[heap]", or end in " (deleted)"
+
+  bool executable() const { return perms.size() > 2 && perms[2] == 'x'; }
+  // ELF file offset of a runtime address inside this mapping.
+  uint64_t file_offset_of(uint64_t address) const { return address - start + file_offset; }
+};
+
+// Parses /proc/PID/maps text; malformed lines are skipped, never fatal.
+std::vector<Mapping> parse_proc_maps(std::string_view text);
+
+struct KernelSymbol {
+  uint64_t address = 0;
+  std::string name;
+  std::string module;  // empty for vmlinux, else the module name ("ext4")
+};
+
+// /proc/kallsyms, sorted for lookup. Only text symbols (t/T/w/W) are kept.
+class Kallsyms {
+ public:
+  static Kallsyms parse(std::string_view text);
+  static Kallsyms load(const std::string& path = "/proc/kallsyms");
+  // The symbol containing address (nearest preceding), or nullptr.
+  const KernelSymbol* find(uint64_t address) const;
+  size_t size() const { return symbols_.size(); }
+  // False when kptr_restrict hides addresses (all zero).
+  bool has_addresses() const { return has_addresses_; }
+
+ private:
+  std::vector<KernelSymbol> symbols_;
+  bool has_addresses_ = false;
+};
+
+struct Options {
+  size_t max_cached_modules = 512;  // LRU bound over parsed modules
+  bool inlines = true;              // expand inlined frames
+  bool demangle = true;
+  bool line_info = true;            // file:line from DWARF
+  std::string proc_root = "/proc";  // overridable for tests
+  std::string kallsyms_path = "/proc/kallsyms";
+  std::string debug_root = "/usr/lib/debug";  // build-id and debuglink search
+};
+
+class Symbolizer {
+ public:
+  explicit Symbolizer(Options options = {});
+  ~Symbolizer();
+  Symbolizer(const Symbolizer&) = delete;
+  Symbolizer& operator=(const Symbolizer&) = delete;
+
+  // Captures the mappings of pid now (and keeps what is needed to open its
+  // files later), so its addresses can be symbolized after it exits. Returns
+  // false if the process is already gone. Calling it again refreshes the
+  // snapshot (after exec, or when an address falls outside every mapping).
+  bool remember_process(uint32_t pid);
+  void forget_process(uint32_t pid);
+  bool knows_process(uint32_t pid) const;
+
+  // Frames for one user address of pid, innermost (inlined) first, the
+  // containing function last. Never empty: an address that cannot be named
+  // yields one frame with unknown_reason set and module+offset when known.
+  // For return addresses (every user frame but the innermost) pass
+  // is_return_address so the call site, not the next instruction, is looked up.
+  std::vector<Frame> symbolize_user(uint32_t pid, uint64_t address, bool is_return_address);
+
+  // One kernel address (kallsyms, modules included). Never empty.
+  std::vector<Frame> symbolize_kernel(uint64_t address);
+
+  // An address in an ELF file as addr2line takes it (a virtual address of
+  // the file, e.g. from nm or objdump). Never empty.
+  std::vector<Frame> symbolize_file(const std::string& path, uint64_t address);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace stackwatch::symbolizer

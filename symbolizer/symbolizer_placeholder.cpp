@@ -1,0 +1,2 @@
+// Placeholder until the symbolizer lands.
+#include "symbolizer/symbolizer.h"
