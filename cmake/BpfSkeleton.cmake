@@ -21,7 +21,7 @@ add_custom_command(
 add_custom_target(bpf_vmlinux_h DEPENDS "${BPF_GENERATED_DIR}/vmlinux.h")
 
 # bpf_skeleton(NAME SOURCE [DEPENDS headers...])
-# Produces ${BPF_GENERATED_DIR}/NAME.skel.h and a target NAME_skel.
+# Produces ${BPF_GENERATED_DIR}/NAME.skel.h (struct NAME_bpf) and a target NAME_skel.
 function(bpf_skeleton name source)
   cmake_parse_arguments(ARG "" "" "DEPENDS" ${ARGN})
   get_filename_component(src "${source}" ABSOLUTE)
@@ -44,7 +44,7 @@ function(bpf_skeleton name source)
     COMMAND mv "${obj}.tmp" "${obj}"
     COMMAND "${BPFTOOL_EXECUTABLE}" gen object "${linked}.tmp" "${obj}"
     COMMAND mv "${linked}.tmp" "${linked}"
-    COMMAND sh -c "'${BPFTOOL_EXECUTABLE}' gen skeleton '${linked}' name ${name} > '${skel}.tmp' && mv '${skel}.tmp' '${skel}'"
+    COMMAND sh -c "'${BPFTOOL_EXECUTABLE}' gen skeleton '${linked}' name ${name}_bpf > '${skel}.tmp' && mv '${skel}.tmp' '${skel}'"
     DEPENDS "${src}" "${BPF_GENERATED_DIR}/vmlinux.h" ${ARG_DEPENDS}
     WORKING_DIRECTORY "${BPF_GENERATED_DIR}"
     COMMENT "BPF skeleton ${name}"

@@ -17,6 +17,25 @@ std::string Frame::display_name() const {
 
 const char* to_string(StackKind kind) { return kind == StackKind::kOnCpu ? "on" : "off"; }
 
+const char* to_string(OffCpuState state) {
+  switch (state) {
+    case OffCpuState::kNone: return "none";
+    case OffCpuState::kRunning: return "running";
+    case OffCpuState::kInterruptible: return "interruptible";
+    case OffCpuState::kUninterruptible: return "uninterruptible";
+    case OffCpuState::kOther: return "other";
+  }
+  return "other";
+}
+
+OffCpuState off_cpu_state_from_string(const std::string& name) {
+  if (name == "running") return OffCpuState::kRunning;
+  if (name == "interruptible") return OffCpuState::kInterruptible;
+  if (name == "uninterruptible") return OffCpuState::kUninterruptible;
+  if (name == "none" || name.empty()) return OffCpuState::kNone;
+  return OffCpuState::kOther;
+}
+
 DropCounters& DropCounters::operator+=(const DropCounters& o) {
   kernel_stack_errors += o.kernel_stack_errors;
   user_stack_errors += o.user_stack_errors;

@@ -39,6 +39,18 @@ enum class StackKind { kOnCpu, kOffCpu };
 
 const char* to_string(StackKind kind);  // "on" / "off"
 
+// The state a thread left the CPU in (off-CPU stacks only).
+enum class OffCpuState {
+  kNone = 0,             // on-CPU stacks
+  kRunning = 1,          // preempted while runnable: waited for a CPU
+  kInterruptible = 2,    // sleeping: sockets, timers, futexes, pipes
+  kUninterruptible = 3,  // usually disk I/O
+  kOther = 4,
+};
+
+const char* to_string(OffCpuState state);  // "running", "interruptible", ...
+OffCpuState off_cpu_state_from_string(const std::string& name);
+
 // One aggregated stack of one thread in one interval (or over a whole
 // recording): what stack_count printed per key.
 struct StackSample {
@@ -50,6 +62,7 @@ struct StackSample {
   std::vector<Frame> frames;  // innermost first: kernel frames, then user frames
   uint64_t count = 0;         // samples (on-CPU) or off-CPU events
   uint64_t off_ns = 0;        // blocked nanoseconds (off-CPU only)
+  OffCpuState off_state = OffCpuState::kNone;
   int64_t kernel_stack_id = -1;  // BPF stack ids: valid within one interval only
   int64_t user_stack_id = -1;
   std::optional<std::string> label;  // anomaly label, null when normal

@@ -76,7 +76,10 @@ json stacks_to_json(const std::vector<StackSample>& stacks, const StacksFileMeta
     entry["count"] = s.count;
     entry["label"] = s.label ? json(*s.label) : json(nullptr);
     entry["kind"] = to_string(s.kind);
-    if (s.kind == StackKind::kOffCpu) entry["off_ns"] = s.off_ns;
+    if (s.kind == StackKind::kOffCpu) {
+      entry["off_ns"] = s.off_ns;
+      entry["state"] = to_string(s.off_state);
+    }
     if (!s.thread_name.empty()) entry["thread"] = s.thread_name;
     entry["frames"] = std::move(frames);
     proc["pids"][std::to_string(s.tid)][std::to_string(next_id[s.tgid]++)] = std::move(entry);
@@ -151,6 +154,7 @@ std::vector<StackSample> stacks_from_json(const json& doc, StacksFileMeta* meta)
         s.count = e["count"].get<uint64_t>();
         s.kind = e.value("kind", std::string("on")) == "off" ? StackKind::kOffCpu : StackKind::kOnCpu;
         s.off_ns = e.value("off_ns", uint64_t{0});
+        s.off_state = off_cpu_state_from_string(e.value("state", std::string()));
         if (e.contains("label") && e["label"].is_string()) s.label = e["label"].get<std::string>();
         if (e.contains("frames") && e["frames"].is_array()) {
           for (const json& fj : e["frames"])

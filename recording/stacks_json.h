@@ -3,7 +3,8 @@
 //   { "<tgid>": { "name": "<comm>", "pids": { "<tid>": { "<stack id>": {
 //       "trace": ["0x7fab3b4dd97b:__clock_gettime", ...],   // innermost first
 //       "count": 1, "label": null,
-//       "kind": "on"|"off", "off_ns": N, "thread": "<comm>",
+//       "kind": "on"|"off", "off_ns": N, "state": "uninterruptible",
+//       "thread": "<comm>",
 //       "frames": [ {"addr","function","module","offset","build_id",
 //                    "file","line","column","inlined","kernel"}, ... ] }}}},
 //     "_stackwatch": { "version": 1, "dropped": {...}, ... } }

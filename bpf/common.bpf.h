@@ -1,0 +1,93 @@
+/* Maps and helpers shared by every stackwatch BPF program.
+ *
+ * Each skeleton declares these maps; user space creates them once (in the
+ * process-tracking skeleton) and hands the same fds to the others with
+ * bpf_map__reuse_fd before load, so the pid filter and the "seen" set are
+ * one object shared by on-CPU, off-CPU and process tracking.
+ */
+#ifndef STACKWATCH_BPF_COMMON_H
+#define STACKWATCH_BPF_COMMON_H
+
+#include "vmlinux.h"
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+
+#include "stackwatch.h"
+
+#define EFAULT 14
+#define EEXIST 17
+#define ENOMEM 12
+
+/* tgids to record when filtering; sized from flags by user space. */
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, 65536);
+  __type(key, __u32);
+  __type(value, __u8);
+} targets SEC(".maps");
+
+/* tgids already announced to user space (LRU: exits also delete). */
+struct {
+  __uint(type, BPF_MAP_TYPE_LRU_HASH);
+  __uint(max_entries, 65536);
+  __type(key, __u32);
+  __type(value, __u8);
+} seen SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_RINGBUF);
+  __uint(max_entries, 256 * 1024);
+} proc_events SEC(".maps");
+
+/* Set through the skeleton before load. */
+const volatile bool filter_targets = false;
+
+static __always_inline bool is_target(__u32 tgid) {
+  if (!filter_targets) return true;
+  return bpf_map_lookup_elem(&targets, &tgid) != NULL;
+}
+
+static __always_inline void count_drop(void *drops, __u32 reason) {
+  __u64 *v = bpf_map_lookup_elem(drops, &reason);
+  if (v) *v += 1; /* per-CPU array: no atomics needed */
+}
+
+static __always_inline void emit_proc_event(void *drops, __u32 type, __u32 tgid, __u32 tid,
+                                            __u32 parent_tgid, struct task_struct *task) {
+  struct sw_proc_event *e = bpf_ringbuf_reserve(&proc_events, sizeof(*e), 0);
+  if (!e) {
+    count_drop(drops, SW_DROP_EVENTS_FULL);
+    return;
+  }
+  e->type = type;
+  e->tgid = tgid;
+  e->tid = tid;
+  e->parent_tgid = parent_tgid;
+  BPF_CORE_READ_STR_INTO(&e->comm, task, group_leader, comm);
+  bpf_ringbuf_submit(e, 0);
+}
+
+/* Announces a process on its first sample so user space snapshots its
+ * mappings while it is alive (a short-lived process still gets names). */
+static __always_inline void note_seen(void *drops, __u32 tgid, __u32 tid) {
+  __u8 one = 1;
+  if (bpf_map_lookup_elem(&seen, &tgid)) return;
+  if (bpf_map_update_elem(&seen, &tgid, &one, BPF_NOEXIST) != 0) return; /* raced: someone else announces */
+  emit_proc_event(drops, SW_EVENT_FIRST_SEEN, tgid, tid, 0, bpf_get_current_task_btf());
+}
+
+/* Records one stack id result, classifying failures. Returns the id or a
+ * negative errno. -EFAULT means "no stack of that kind" (a kernel thread has no
+ * user stack; a sample in user mode has no kernel stack) and is not a drop. */
+static __always_inline __s32 classify_stackid(void *drops, long id, __u32 drop_reason) {
+  if (id >= 0) return (__s32)id;
+  if (id == -EFAULT) return (__s32)id;
+  if (id == -EEXIST || id == -ENOMEM)
+    count_drop(drops, SW_DROP_STACK_MAP_FULL);
+  else
+    count_drop(drops, drop_reason);
+  return (__s32)id;
+}
+
+#endif /* STACKWATCH_BPF_COMMON_H */

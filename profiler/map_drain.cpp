@@ -1,0 +1,88 @@
+// Draining BPF maps into RawStacks (see raw_stack.h).
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include <unordered_map>
+
+#include "profiler/raw_stack.h"
+
+namespace stackwatch::profiler {
+
+DropCounters read_drop_counters(int map_fd, DropCounters& previous) {
+  int ncpus = libbpf_num_possible_cpus();
+  if (ncpus <= 0) return {};
+  std::vector<uint64_t> per_cpu(static_cast<size_t>(ncpus));
+  uint64_t totals[SW_DROP_MAX] = {};
+  for (uint32_t reason = 0; reason < SW_DROP_MAX; ++reason) {
+    if (bpf_map_lookup_elem(map_fd, &reason, per_cpu.data()) != 0) continue;
+    for (uint64_t v : per_cpu) totals[reason] += v;
+  }
+  DropCounters now;
+  now.kernel_stack_errors = totals[SW_DROP_KERNEL_STACK];
+  now.user_stack_errors = totals[SW_DROP_USER_STACK];
+  now.stack_map_full = totals[SW_DROP_STACK_MAP_FULL];
+  now.counts_map_full = totals[SW_DROP_COUNTS_FULL];
+  now.other = totals[SW_DROP_EVENTS_FULL] + totals[SW_DROP_OTHER];
+  DropCounters delta;
+  delta.kernel_stack_errors = now.kernel_stack_errors - previous.kernel_stack_errors;
+  delta.user_stack_errors = now.user_stack_errors - previous.user_stack_errors;
+  delta.stack_map_full = now.stack_map_full - previous.stack_map_full;
+  delta.counts_map_full = now.counts_map_full - previous.counts_map_full;
+  delta.other = now.other - previous.other;
+  previous = now;
+  return delta;
+}
+
+static void read_stack(int stacks_fd, int32_t id, std::vector<uint64_t>& ips,
+                       std::unordered_map<int32_t, std::vector<uint64_t>>& cache) {
+  if (id < 0) return;
+  auto it = cache.find(id);
+  if (it == cache.end()) {
+    uint64_t buf[SW_MAX_STACK_DEPTH] = {};
+    std::vector<uint64_t> v;
+    if (bpf_map_lookup_elem(stacks_fd, &id, buf) == 0) {
+      for (uint64_t ip : buf) {
+        if (ip == 0) break;
+        v.push_back(ip);
+      }
+    }
+    it = cache.emplace(id, std::move(v)).first;
+  }
+  ips = it->second;
+}
+
+void drain_buffer(int counts_fd, int stacks_fd, StackKind kind, std::vector<RawStack>& out) {
+  std::vector<sw_stack_key> keys;
+  sw_stack_key key{}, next{};
+  bool first = true;
+  while (bpf_map_get_next_key(counts_fd, first ? nullptr : &key, &next) == 0) {
+    keys.push_back(next);
+    key = next;
+    first = false;
+  }
+  std::unordered_map<int32_t, std::vector<uint64_t>> stack_cache;
+  for (const sw_stack_key& k : keys) {
+    RawStack raw;
+    raw.key = k;
+    raw.kind = kind;
+    if (bpf_map_lookup_elem(counts_fd, &k, &raw.value) != 0) continue;
+    read_stack(stacks_fd, k.kernel_stack_id, raw.kernel_ips, stack_cache);
+    read_stack(stacks_fd, k.user_stack_id, raw.user_ips, stack_cache);
+    out.push_back(std::move(raw));
+  }
+  for (const sw_stack_key& k : keys) bpf_map_delete_elem(counts_fd, &k);
+
+  // Clear every stack, also ones no count refers to (their count insert
+  // failed), so the map starts the next round empty.
+  std::vector<uint32_t> ids;
+  uint32_t id = 0, next_id = 0;
+  first = true;
+  while (bpf_map_get_next_key(stacks_fd, first ? nullptr : &id, &next_id) == 0) {
+    ids.push_back(next_id);
+    id = next_id;
+    first = false;
+  }
+  for (uint32_t i : ids) bpf_map_delete_elem(stacks_fd, &i);
+}
+
+}  // namespace stackwatch::profiler

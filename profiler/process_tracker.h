@@ -1,0 +1,66 @@
+// Process tracking: owns the maps every BPF program shares (the pid filter,
+// the "seen" set, the process-event ring buffer) and the fork/exec/exit
+// programs; snapshots a process's mappings through the symbolizer as soon as
+// BPF first sees it, so a process that exits before the interval ends still
+// gets names.
+#pragma once
+
+#include <cstdint>
+#include <set>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "profiler/bpf_handles.h"
+#include "symbolizer/symbolizer.h"
+
+struct proc_bpf;
+struct sw_proc_event;
+
+namespace stackwatch::profiler {
+
+class ProcessTracker {
+ public:
+  struct Options {
+    bool filter_targets = false;   // record only targets (and their followed children)
+    bool follow_children = false;  // add children of targets on fork
+    uint32_t max_processes = 65536;
+  };
+
+  ProcessTracker(const Options& options, symbolizer::Symbolizer& symbolizer);
+  ~ProcessTracker();
+  ProcessTracker(const ProcessTracker&) = delete;
+  ProcessTracker& operator=(const ProcessTracker&) = delete;
+
+  void add_target(uint32_t tgid);
+  int targets_fd() const;
+  int seen_fd() const;
+  int events_fd() const;
+  int targets_count() const;
+  // Ring buffer readiness fd for poll().
+  int poll_fd() const;
+  // Handles pending process events without blocking.
+  void consume_events();
+
+  // The name of a process (its group leader's comm), or "" when unknown.
+  std::string process_name(uint32_t tgid) const;
+  // Called after each drain: forgets the snapshots of processes that exited
+  // before it, since every sample of theirs has now been symbolized.
+  void after_drain();
+  uint64_t events_handled() const { return events_handled_; }
+
+ private:
+  static int on_event(void* ctx, void* data, size_t size);
+  void handle(const ::sw_proc_event& e);
+
+  Options options_;
+  symbolizer::Symbolizer& symbolizer_;
+  proc_bpf* skel_ = nullptr;
+  std::vector<LinkPtr> links_;
+  RingBufferPtr ring_;
+  std::unordered_map<uint32_t, std::string> names_;
+  std::set<uint32_t> exited_;
+  uint64_t events_handled_ = 0;
+};
+
+}  // namespace stackwatch::profiler

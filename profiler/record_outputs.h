@@ -1,0 +1,34 @@
+// What record prints and writes: the per-interval report in the manner of
+// BCC's stackcount, and the output files (stacks.json, oncpu.folded,
+// offcpu.folded, wall.folded), each rewritten atomically every interval.
+#pragma once
+
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "profiler/stack_totals.h"
+#include "recording/recording.h"
+
+namespace stackwatch::profiler {
+
+struct RecordInfo {
+  std::string started_at;  // ISO 8601
+  double elapsed_s = 0;
+  uint64_t intervals = 0;
+  unsigned hz = 0;
+  std::string event_name;
+  bool on_cpu = true;
+  bool off_cpu = true;
+};
+
+// Prints the interval header and its top `top` stacks (innermost frame first,
+// then "-  comm (pid)" and the count, as stackcount printed them).
+void print_interval(std::FILE* out, const Interval& interval, unsigned top, double elapsed_s);
+
+// Rewrites every output file from the totals; returns the paths written.
+std::vector<std::string> write_outputs(const std::string& dir, const StackTotals& totals, const RecordInfo& info);
+
+std::string iso8601_now();
+
+}  // namespace stackwatch::profiler

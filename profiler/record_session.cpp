@@ -1,0 +1,209 @@
+// The record run loop (see record_session.h).
+#include "profiler/record_session.h"
+
+#include <poll.h>
+#include <signal.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <memory>
+#include <optional>
+
+#include "profiler/bpf_handles.h"
+#include "profiler/command_launcher.h"
+#include "profiler/oncpu_sampler.h"
+#include "profiler/process_tracker.h"
+#include "profiler/record_outputs.h"
+#include "profiler/stack_resolver.h"
+#include "profiler/stack_totals.h"
+#include "recording/error.h"
+#include "symbolizer/symbolizer.h"
+
+namespace stackwatch::profiler {
+
+using Clock = std::chrono::steady_clock;
+
+// How often the loop wakes up when nothing happens, to notice exited -p
+// targets and the -d deadline without waiting for a full interval.
+static constexpr int kMaxPollMs = 100;
+
+namespace {
+
+// Blocks the stop signals and reads them from a signalfd, so a signal never
+// interrupts a half-written output: it is handled between two steps.
+class StopSignals {
+ public:
+  StopSignals() {
+    sigemptyset(&set_);
+    for (int s : {SIGINT, SIGTERM, SIGHUP, SIGCHLD}) sigaddset(&set_, s);
+    sigprocmask(SIG_BLOCK, &set_, &old_);
+    fd_ = signalfd(-1, &set_, SFD_CLOEXEC | SFD_NONBLOCK);
+    if (fd_ < 0) throw Error("cannot create a signalfd");
+  }
+  ~StopSignals() {
+    ::close(fd_);
+    sigprocmask(SIG_SETMASK, &old_, nullptr);
+  }
+  int fd() const { return fd_; }
+  // Returns the stop signal received, 0 if none; SIGCHLD sets child_changed.
+  int read(bool& child_changed) {
+    signalfd_siginfo info{};
+    int stop = 0;
+    while (::read(fd_, &info, sizeof info) == static_cast<ssize_t>(sizeof info)) {
+      if (info.ssi_signo == SIGCHLD)
+        child_changed = true;
+      else
+        stop = static_cast<int>(info.ssi_signo);
+    }
+    return stop;
+  }
+
+ private:
+  sigset_t set_{}, old_{};
+  int fd_ = -1;
+};
+
+bool any_alive(const std::vector<uint32_t>& pids) {
+  for (uint32_t pid : pids)
+    if (::kill(static_cast<pid_t>(pid), 0) == 0 || errno == EPERM) return true;
+  return false;
+}
+
+}  // namespace
+
+int run_record(RecordOptions options) {
+  install_libbpf_logger();
+  check_privileges();
+  validate(options);
+  prepare_output_dir(options.output_dir);
+  StopSignals signals;
+
+  std::optional<CommandLauncher> command;
+  if (!options.command.empty()) command.emplace(options.command);
+  bool filter = command.has_value() || !options.pids.empty();
+
+  symbolizer::Symbolizer symbolizer;
+  ProcessTracker::Options tracker_options;
+  tracker_options.filter_targets = filter;
+  tracker_options.follow_children = command.has_value() || options.children;
+  ProcessTracker tracker(tracker_options, symbolizer);
+
+  std::unique_ptr<OnCpuSampler> oncpu;
+  if (options.on_cpu) {
+    OnCpuSampler::Options o;
+    o.hz = options.hz;
+    o.filter_targets = filter;
+    o.max_stacks = options.max_stacks;
+    oncpu = std::make_unique<OnCpuSampler>(o, tracker);
+  }
+  for (uint32_t pid : options.pids) tracker.add_target(pid);
+  if (command) {
+    tracker.add_target(static_cast<uint32_t>(command->pid()));
+    command->start();
+  }
+
+  RecordInfo info;
+  info.started_at = iso8601_now();
+  info.hz = options.hz;
+  info.event_name = oncpu ? oncpu->event_name() : "";
+  info.on_cpu = options.on_cpu;
+  info.off_cpu = false;  // set when the off-CPU sampler is loaded
+  std::FILE* report = options.quiet ? nullptr : stdout;
+  if (report) {
+    std::fprintf(report, "stackwatch: recording %s", filter ? "" : "every process");
+    if (command) std::fprintf(report, "'%s' (pid %d) and its children", options.command[0].c_str(), command->pid());
+    for (size_t i = 0; i < options.pids.size(); ++i)
+      std::fprintf(report, "%spid %u", i ? ", " : "", options.pids[i]);
+    std::fprintf(report, " on-CPU at %u Hz (%s), every %.1f s into %s/; Ctrl-C to stop\n", options.hz,
+                 info.event_name.c_str(), options.interval_s, options.output_dir.c_str());
+    std::fflush(report);
+  }
+
+  StackResolver resolver(symbolizer, tracker);
+  StackTotals totals;
+  auto start = Clock::now();
+  auto interval = std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(options.interval_s));
+  auto next_drain = start + interval;
+  std::optional<Clock::time_point> end;
+  if (options.duration_s > 0)
+    end = start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(options.duration_s));
+  uint64_t index = 0;
+  int64_t interval_start_ns =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+
+  auto drain = [&]() {
+    tracker.consume_events();
+    Interval iv;
+    iv.index = index++;
+    iv.start_unix_ns = interval_start_ns;
+    iv.end_unix_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                         std::chrono::system_clock::now().time_since_epoch())
+                         .count();
+    interval_start_ns = iv.end_unix_ns;
+    std::vector<RawStack> raw;
+    if (oncpu) {
+      RawInterval r = oncpu->drain();
+      raw = std::move(r.stacks);
+      iv.drops += r.drops;
+    }
+    // Mappings change (dlopen, the loader mapping libraries right after
+    // exec): refresh the snapshot of every live process in this interval.
+    std::vector<uint32_t> refreshed;
+    for (const RawStack& r : raw) {
+      if (std::find(refreshed.begin(), refreshed.end(), r.key.tgid) != refreshed.end()) continue;
+      refreshed.push_back(r.key.tgid);
+      if (::kill(static_cast<pid_t>(r.key.tgid), 0) == 0) symbolizer.remember_process(r.key.tgid);
+    }
+    iv.stacks = resolver.resolve(raw);
+    tracker.after_drain();
+    totals.add(iv.stacks);
+    totals.drops += iv.drops;
+    double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
+    if (report) print_interval(report, iv, options.top, elapsed);
+    info.elapsed_s = elapsed;
+    info.intervals = index;
+    write_outputs(options.output_dir, totals, info);
+  };
+
+  const char* stop_reason = nullptr;
+  while (!stop_reason) {
+    auto now = Clock::now();
+    auto wake = next_drain;
+    if (end && *end < wake) wake = *end;
+    int timeout_ms = static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(wake - now).count());
+    timeout_ms = std::clamp(timeout_ms, 0, kMaxPollMs);
+    pollfd fds[2] = {{signals.fd(), POLLIN, 0}, {tracker.poll_fd(), POLLIN, 0}};
+    ::poll(fds, 2, timeout_ms);
+    tracker.consume_events();
+    bool child_changed = false;
+    if (int sig = signals.read(child_changed)) stop_reason = sig == SIGINT ? "interrupted" : "terminated";
+    if (command && (child_changed || command->reap()) && command->reap()) stop_reason = "the command exited";
+    if (!command && !options.pids.empty() && !any_alive(options.pids)) stop_reason = "every target process exited";
+    now = Clock::now();
+    if (end && now >= *end) stop_reason = "duration reached";
+    if (stop_reason) break;
+    if (now >= next_drain) {
+      drain();
+      next_drain += interval;
+      if (next_drain < Clock::now()) next_drain = Clock::now() + interval;  // fell behind: skip, don't burst
+    }
+  }
+  // Final interval: everything recorded since the last drain.
+  try {
+    drain();
+  } catch (const Error& e) {
+    std::fprintf(stderr, "stackwatch: %s\n", e.what());
+    return 1;
+  }
+  if (report) {
+    std::fprintf(report, "\nstackwatch: stopped (%s) after %.1f s: %llu on-CPU samples, %llu dropped; wrote %s/{stacks.json,oncpu.folded}\n",
+                 stop_reason, info.elapsed_s, static_cast<unsigned long long>(totals.samples(StackKind::kOnCpu)),
+                 static_cast<unsigned long long>(totals.drops.total()), options.output_dir.c_str());
+  }
+  return 0;
+}
+
+}  // namespace stackwatch::profiler
