@@ -42,8 +42,11 @@ struct {
 
 /* Set through the skeleton before load. */
 const volatile bool filter_targets = false;
+/* stackwatch's own process: never recorded, it would only show itself draining. */
+const volatile __u32 self_tgid = 0;
 
 static __always_inline bool is_target(__u32 tgid) {
+  if (tgid == self_tgid) return false;
   if (!filter_targets) return true;
   return bpf_map_lookup_elem(&targets, &tgid) != NULL;
 }

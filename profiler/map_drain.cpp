@@ -2,11 +2,25 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#include <chrono>
+#include <thread>
 #include <unordered_map>
 
 #include "profiler/raw_stack.h"
 
 namespace stackwatch::profiler {
+
+// How long a program that read the old buffer index may still be writing to
+// it. Perf-event and scheduler programs run for microseconds with preemption
+// off; 2 ms is a wide margin and costs nothing at a 5 s interval.
+static constexpr auto kBufferFlipGrace = std::chrono::milliseconds(2);
+
+void flip_and_drain(const DoubleBuffer& b, StackKind kind, std::vector<RawStack>& out) {
+  uint32_t old = __atomic_load_n(b.active, __ATOMIC_SEQ_CST) & 1u;
+  __atomic_store_n(b.active, old ^ 1u, __ATOMIC_SEQ_CST);
+  std::this_thread::sleep_for(kBufferFlipGrace);
+  drain_buffer(b.counts_fd[old], b.stacks_fd[old], kind, out, b.clear_stacks);
+}
 
 DropCounters read_drop_counters(int map_fd, DropCounters& previous) {
   int ncpus = libbpf_num_possible_cpus();
@@ -51,7 +65,7 @@ static void read_stack(int stacks_fd, int32_t id, std::vector<uint64_t>& ips,
   ips = it->second;
 }
 
-void drain_buffer(int counts_fd, int stacks_fd, StackKind kind, std::vector<RawStack>& out) {
+void drain_buffer(int counts_fd, int stacks_fd, StackKind kind, std::vector<RawStack>& out, bool clear_stacks) {
   std::vector<sw_stack_key> keys;
   sw_stack_key key{}, next{};
   bool first = true;
@@ -71,6 +85,7 @@ void drain_buffer(int counts_fd, int stacks_fd, StackKind kind, std::vector<RawS
     out.push_back(std::move(raw));
   }
   for (const sw_stack_key& k : keys) bpf_map_delete_elem(counts_fd, &k);
+  if (!clear_stacks) return;
 
   // Clear every stack, also ones no count refers to (their count insert
   // failed), so the map starts the next round empty.

@@ -2,19 +2,12 @@
 #include "profiler/oncpu_sampler.h"
 
 #include <bpf/bpf.h>
-
-#include <chrono>
-#include <thread>
+#include <unistd.h>
 
 #include "oncpu.skel.h"
 #include "profiler/process_tracker.h"
 
 namespace stackwatch::profiler {
-
-// How long a perf-event program that read the old buffer index may still be
-// writing to it. Such programs run in NMI/IRQ context for a few microseconds;
-// 2 ms is a wide margin and costs nothing at a 5 s interval.
-static constexpr auto kBufferFlipGrace = std::chrono::milliseconds(2);
 
 OnCpuSampler::OnCpuSampler(const Options& options, const ProcessTracker& tracker) {
   skel_ = oncpu_bpf__open();
@@ -26,8 +19,10 @@ OnCpuSampler::OnCpuSampler(const Options& options, const ProcessTracker& tracker
     throw_bpf_error(what, err);
   };
   skel_->rodata->filter_targets = options.filter_targets;
-  for (bpf_map* m : {skel_->maps.counts0, skel_->maps.counts1, skel_->maps.stacks0, skel_->maps.stacks1})
-    bpf_map__set_max_entries(m, options.max_stacks);
+  skel_->rodata->self_tgid = static_cast<uint32_t>(getpid());
+  for (bpf_map* m : {skel_->maps.counts0, skel_->maps.counts1}) bpf_map__set_max_entries(m, options.max_stacks);
+  for (bpf_map* m : {skel_->maps.stacks0, skel_->maps.stacks1})
+    bpf_map__set_max_entries(m, stack_map_entries(options.max_stacks));
   if (bpf_map__reuse_fd(skel_->maps.targets, tracker.targets_fd()) ||
       bpf_map__reuse_fd(skel_->maps.seen, tracker.seen_fd()) ||
       bpf_map__reuse_fd(skel_->maps.proc_events, tracker.events_fd()))
@@ -56,12 +51,10 @@ OnCpuSampler::~OnCpuSampler() {
 
 RawInterval OnCpuSampler::drain() {
   RawInterval out;
-  uint32_t old = skel_->bss->active_buffer;
-  __atomic_store_n(&skel_->bss->active_buffer, old ^ 1u, __ATOMIC_SEQ_CST);
-  std::this_thread::sleep_for(kBufferFlipGrace);
-  int counts_fd = bpf_map__fd(old ? skel_->maps.counts1 : skel_->maps.counts0);
-  int stacks_fd = bpf_map__fd(old ? skel_->maps.stacks1 : skel_->maps.stacks0);
-  drain_buffer(counts_fd, stacks_fd, StackKind::kOnCpu, out.stacks);
+  DoubleBuffer buffers{&skel_->bss->active_buffer,
+                       {bpf_map__fd(skel_->maps.counts0), bpf_map__fd(skel_->maps.counts1)},
+                       {bpf_map__fd(skel_->maps.stacks0), bpf_map__fd(skel_->maps.stacks1)}};
+  flip_and_drain(buffers, StackKind::kOnCpu, out.stacks);
   out.drops = read_drop_counters(bpf_map__fd(skel_->maps.oncpu_drops), drop_totals_);
   return out;
 }

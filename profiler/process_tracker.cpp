@@ -2,6 +2,7 @@
 #include "profiler/process_tracker.h"
 
 #include <bpf/bpf.h>
+#include <unistd.h>
 
 #include "bpf/stackwatch.h"
 #include "proc.skel.h"
@@ -13,6 +14,7 @@ ProcessTracker::ProcessTracker(const Options& options, symbolizer::Symbolizer& s
   skel_ = proc_bpf__open();
   if (!skel_) throw_bpf_error("cannot open the process-tracking BPF program", errno);
   skel_->rodata->filter_targets = options.filter_targets;
+  skel_->rodata->self_tgid = static_cast<uint32_t>(getpid());
   skel_->rodata->follow_children = options.follow_children;
   bpf_map__set_max_entries(skel_->maps.targets, options.max_processes);
   bpf_map__set_max_entries(skel_->maps.seen, options.max_processes);

@@ -23,6 +23,17 @@ struct RawStack {
   std::vector<uint64_t> user_ips;    // innermost first
 };
 
+// Entries for a BPF stack map that must hold about `stacks` distinct stacks
+// (kernel and user ones count separately). bpf_get_stackid fails with
+// -EEXIST when a different stack already sits in the hashed bucket, so the
+// map needs a low load factor: 4 buckets per stack keeps collisions to a few
+// percent. Capped because every entry is 1 KiB of kernel memory.
+inline uint32_t stack_map_entries(uint32_t stacks) {
+  uint64_t n = 4096;
+  while (n < 4ull * stacks && n < 32768) n <<= 1;
+  return static_cast<uint32_t>(n);
+}
+
 struct RawInterval {
   std::vector<RawStack> stacks;
   DropCounters drops;  // this interval's drops only
@@ -33,8 +44,19 @@ struct RawInterval {
 DropCounters read_drop_counters(int map_fd, DropCounters& previous);
 
 // Copies every (key, value) from a counts hash and the referenced stacks from
-// its stack map, then empties both. The maps must not be written meanwhile
-// (they are the inactive buffer).
-void drain_buffer(int counts_fd, int stacks_fd, StackKind kind, std::vector<RawStack>& out);
+// its stack map, then empties the counts, and the stacks when clear_stacks.
+// The counts must not be written meanwhile (they are the inactive buffer).
+void drain_buffer(int counts_fd, int stacks_fd, StackKind kind, std::vector<RawStack>& out, bool clear_stacks);
+
+// A BPF program's double-buffered counts/stacks pair: flips the active index
+// (in the program's mmapped .bss), waits for programs still writing to the
+// old pair, then drains it.
+struct DoubleBuffer {
+  volatile uint32_t* active;  // the program's `active_buffer`
+  int counts_fd[2];
+  int stacks_fd[2];           // the same fd twice when stacks are not double-buffered
+  bool clear_stacks = true;   // false: stack ids stay valid across intervals
+};
+void flip_and_drain(const DoubleBuffer& buffers, StackKind kind, std::vector<RawStack>& out);
 
 }  // namespace stackwatch::profiler

@@ -20,6 +20,7 @@ struct RecordInfo {
   std::string event_name;
   bool on_cpu = true;
   bool off_cpu = true;
+  uint64_t stale_thread_entries = 0;
 };
 
 // Prints the interval header and its top `top` stacks (innermost frame first,

@@ -14,6 +14,7 @@
 
 #include "profiler/bpf_handles.h"
 #include "profiler/command_launcher.h"
+#include "profiler/offcpu_sampler.h"
 #include "profiler/oncpu_sampler.h"
 #include "profiler/process_tracker.h"
 #include "profiler/record_outputs.h"
@@ -99,6 +100,14 @@ int run_record(RecordOptions options) {
     o.max_stacks = options.max_stacks;
     oncpu = std::make_unique<OnCpuSampler>(o, tracker);
   }
+  std::unique_ptr<OffCpuSampler> offcpu;
+  if (options.off_cpu) {
+    OffCpuSampler::Options o;
+    o.filter_targets = filter;
+    o.max_stacks = options.max_stacks;
+    o.min_block_ns = options.min_block_us * 1000;
+    offcpu = std::make_unique<OffCpuSampler>(o, tracker);
+  }
   for (uint32_t pid : options.pids) tracker.add_target(pid);
   if (command) {
     tracker.add_target(static_cast<uint32_t>(command->pid()));
@@ -110,15 +119,19 @@ int run_record(RecordOptions options) {
   info.hz = options.hz;
   info.event_name = oncpu ? oncpu->event_name() : "";
   info.on_cpu = options.on_cpu;
-  info.off_cpu = false;  // set when the off-CPU sampler is loaded
+  info.off_cpu = options.off_cpu;
   std::FILE* report = options.quiet ? nullptr : stdout;
   if (report) {
     std::fprintf(report, "stackwatch: recording %s", filter ? "" : "every process");
     if (command) std::fprintf(report, "'%s' (pid %d) and its children", options.command[0].c_str(), command->pid());
     for (size_t i = 0; i < options.pids.size(); ++i)
       std::fprintf(report, "%spid %u", i ? ", " : "", options.pids[i]);
-    std::fprintf(report, " on-CPU at %u Hz (%s), every %.1f s into %s/; Ctrl-C to stop\n", options.hz,
-                 info.event_name.c_str(), options.interval_s, options.output_dir.c_str());
+    if (oncpu) std::fprintf(report, " on-CPU at %u Hz (%s)", options.hz, info.event_name.c_str());
+    if (offcpu)
+      std::fprintf(report, "%s off-CPU (blocks of %llu us or more)", oncpu ? " and" : "",
+                   static_cast<unsigned long long>(options.min_block_us));
+    std::fprintf(report, ", every %.1f s into %s/; Ctrl-C to stop\n", options.interval_s,
+                 options.output_dir.c_str());
     std::fflush(report);
   }
 
@@ -144,9 +157,8 @@ int run_record(RecordOptions options) {
                          .count();
     interval_start_ns = iv.end_unix_ns;
     std::vector<RawStack> raw;
-    if (oncpu) {
-      RawInterval r = oncpu->drain();
-      raw = std::move(r.stacks);
+    for (RawInterval r : {oncpu ? oncpu->drain() : RawInterval{}, offcpu ? offcpu->drain() : RawInterval{}}) {
+      raw.insert(raw.end(), std::make_move_iterator(r.stacks.begin()), std::make_move_iterator(r.stacks.end()));
       iv.drops += r.drops;
     }
     // Mappings change (dlopen, the loader mapping libraries right after
@@ -192,6 +204,7 @@ int run_record(RecordOptions options) {
     }
   }
   // Final interval: everything recorded since the last drain.
+  if (offcpu) info.stale_thread_entries = offcpu->stale_thread_entries();
   try {
     drain();
   } catch (const Error& e) {
@@ -199,8 +212,9 @@ int run_record(RecordOptions options) {
     return 1;
   }
   if (report) {
-    std::fprintf(report, "\nstackwatch: stopped (%s) after %.1f s: %llu on-CPU samples, %llu dropped; wrote %s/{stacks.json,oncpu.folded}\n",
+    std::fprintf(report, "\nstackwatch: stopped (%s) after %.1f s: %llu on-CPU samples, %llu off-CPU blocks, %llu dropped; outputs in %s/\n",
                  stop_reason, info.elapsed_s, static_cast<unsigned long long>(totals.samples(StackKind::kOnCpu)),
+                 static_cast<unsigned long long>(totals.samples(StackKind::kOffCpu)),
                  static_cast<unsigned long long>(totals.drops.total()), options.output_dir.c_str());
   }
   return 0;

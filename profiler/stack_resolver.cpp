@@ -26,6 +26,13 @@ const std::vector<Frame>& StackResolver::user_frames(uint32_t tgid, uint64_t add
   return user_cache_.emplace(key, symbolizer_.symbolize_user(tgid, address, is_return_address)).first->second;
 }
 
+// The BPF program and its trampoline are on top of every kernel stack taken
+// from a tracepoint; they are stackwatch, not the profiled program.
+static bool is_bpf_frame(const Frame& f) {
+  const std::string& n = f.function;
+  return n.starts_with("bpf_prog_") || n.starts_with("bpf_trace_run") || n.starts_with("__bpf_trace_");
+}
+
 static std::string comm_string(const char* comm) { return std::string(comm, strnlen(comm, SW_COMM_LEN)); }
 
 std::vector<StackSample> StackResolver::resolve(const std::vector<RawStack>& raw) {
@@ -48,8 +55,11 @@ std::vector<StackSample> StackResolver::resolve(const std::vector<RawStack>& raw
     s.kernel_stack_id = r.key.kernel_stack_id;
     s.user_stack_id = r.key.user_stack_id;
     s.off_state = r.kind == StackKind::kOffCpu ? static_cast<OffCpuState>(r.key.state + 1) : OffCpuState::kNone;
+    bool top = true;
     for (uint64_t ip : r.kernel_ips) {
       const auto& frames = kernel_frames(ip);
+      if (top && !frames.empty() && is_bpf_frame(frames.back())) continue;
+      top = false;
       s.frames.insert(s.frames.end(), frames.begin(), frames.end());
     }
     for (size_t i = 0; i < r.user_ips.size(); ++i) {

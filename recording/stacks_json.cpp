@@ -90,7 +90,8 @@ json stacks_to_json(const std::vector<StackSample>& stacks, const StacksFileMeta
                         {"intervals", meta.intervals},
                         {"sample_hz", meta.sample_hz},
                         {"sampling_event", meta.sampling_event},
-                        {"dropped", drops_to_json(meta.drops)}};
+                        {"dropped", drops_to_json(meta.drops)},
+                        {"stale_thread_entries", meta.stale_thread_entries}};
   return doc;
 }
 
@@ -126,6 +127,7 @@ std::vector<StackSample> stacks_from_json(const json& doc, StacksFileMeta* meta)
         meta->intervals = proc.value("intervals", uint64_t{0});
         meta->sample_hz = proc.value("sample_hz", 0u);
         meta->sampling_event = proc.value("sampling_event", std::string());
+        meta->stale_thread_entries = proc.value("stale_thread_entries", uint64_t{0});
         if (proc.contains("dropped") && proc["dropped"].is_object()) {
           const json& d = proc["dropped"];
           meta->drops.kernel_stack_errors = d.value("kernel_stack_errors", uint64_t{0});

@@ -30,6 +30,9 @@ struct StacksFileMeta {
   uint32_t sample_hz = 0;
   std::string sampling_event;    // "cycles" / "cpu-clock"
   DropCounters drops;
+  // Off-CPU map entries of threads that no longer exist, counted at the end
+  // of the recording: a health check that exits clean up after themselves.
+  uint64_t stale_thread_entries = 0;
 };
 
 nlohmann::json stacks_to_json(const std::vector<StackSample>& stacks, const StacksFileMeta& meta);

@@ -1,0 +1,161 @@
+// SPDX-License-Identifier: GPL-2.0
+/* Off-CPU time: how long threads stay off the CPU, and where they were.
+ *
+ * One tp_btf/sched_switch program (no tracefs needed). For the thread
+ * leaving the CPU (`prev`, still `current` here) it takes the kernel and
+ * user stack ids and notes the time and the state it left in; for the thread
+ * coming back (`next`) it adds the time it was away to its key, if that was
+ * at least min_block_ns.
+ *
+ * Why stacks at switch-out: this kernel refuses fentry/fexit programs
+ * (EPERM for every target), so there is no hook in the woken thread's own
+ * context on its way back out of schedule(); switch-out is the last moment
+ * its stacks can be read.
+ *
+ * Counts are double-buffered like the on-CPU ones. The stack map is NOT:
+ * a thread may sleep across many intervals (a 20 s fdatasync), so a stack id
+ * taken at switch-out must still be valid when the thread wakes up. The map
+ * is sized from flags and never recycled during a recording; when it is
+ * full, bpf_get_stackid fails and the failure is counted (stack map full).
+ */
+#include "common.bpf.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+struct counts_map {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, 16384);
+  __type(key, struct sw_stack_key);
+  __type(value, struct sw_stack_value);
+};
+
+struct counts_map off_counts0 SEC(".maps");
+struct counts_map off_counts1 SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_STACK_TRACE);
+  __uint(max_entries, 16384);
+  __uint(key_size, sizeof(__u32));
+  __uint(value_size, SW_MAX_STACK_DEPTH * sizeof(__u64));
+} off_stacks SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+  __uint(max_entries, SW_DROP_MAX);
+  __type(key, __u32);
+  __type(value, __u64);
+} offcpu_drops SEC(".maps");
+
+/* A thread that is off the CPU right now. */
+struct off_start {
+  __u64 off_ts; /* when it left the CPU */
+  __s32 kernel_stack_id;
+  __s32 user_stack_id;
+  __u32 state; /* enum sw_task_state */
+  __u32 tgid;
+  char comm[SW_COMM_LEN];
+  char process_comm[SW_COMM_LEN];
+};
+
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, 65536);
+  __type(key, __u32); /* tid */
+  __type(value, struct off_start);
+} off_start SEC(".maps");
+
+volatile __u32 active_buffer = 0;
+const volatile __u64 min_block_ns = 1000000;
+
+/* Kernel task state bits (include/linux/sched.h). */
+#define TASK_INTERRUPTIBLE 0x1
+#define TASK_UNINTERRUPTIBLE 0x2
+#define TASK_NOLOAD 0x400
+#define TASK_DEAD 0x80
+
+static __always_inline __u32 classify_state(unsigned int state) {
+  if (state == 0) return SW_STATE_RUNNING;
+  if (state & TASK_INTERRUPTIBLE) return SW_STATE_INTERRUPTIBLE;
+  /* TASK_IDLE = uninterruptible | noload: idle kernel threads, not I/O. */
+  if ((state & TASK_UNINTERRUPTIBLE) && !(state & TASK_NOLOAD)) return SW_STATE_UNINTERRUPTIBLE;
+  return SW_STATE_OTHER;
+}
+
+static __always_inline void add_time(void *counts, __u32 tid, const struct off_start *s, __u64 delta) {
+  struct sw_stack_key key = {};
+  key.tgid = s->tgid;
+  key.tid = tid;
+  key.kernel_stack_id = s->kernel_stack_id;
+  key.user_stack_id = s->user_stack_id;
+  key.state = s->state;
+  __builtin_memcpy(key.comm, s->comm, sizeof(key.comm));
+  struct sw_stack_value *v = bpf_map_lookup_elem(counts, &key);
+  if (v) {
+    __sync_fetch_and_add(&v->count, 1);
+    __sync_fetch_and_add(&v->total_ns, delta);
+    return;
+  }
+  struct sw_stack_value init = {};
+  init.count = 1;
+  init.total_ns = delta;
+  __builtin_memcpy(init.process_comm, s->process_comm, sizeof(init.process_comm));
+  if (bpf_map_update_elem(counts, &key, &init, BPF_NOEXIST) != 0) {
+    v = bpf_map_lookup_elem(counts, &key); /* another CPU inserted it first */
+    if (v) {
+      __sync_fetch_and_add(&v->count, 1);
+      __sync_fetch_and_add(&v->total_ns, delta);
+    } else {
+      count_drop(&offcpu_drops, SW_DROP_COUNTS_FULL);
+    }
+  }
+}
+
+SEC("tp_btf/sched_switch")
+int BPF_PROG(off_cpu_switch, bool preempt, struct task_struct *prev, struct task_struct *next) {
+  __u64 now = bpf_ktime_get_ns();
+
+  /* The thread leaving the CPU: remember when, how, and where. */
+  __u32 prev_tid = BPF_CORE_READ(prev, pid);
+  __u32 prev_tgid = BPF_CORE_READ(prev, tgid);
+  unsigned int prev_state = BPF_CORE_READ(prev, __state);
+  /* A dead thread's last switch comes after its exit handler: it will never
+   * come back, so it gets no entry (none is left behind). */
+  if (prev_tid != 0 && !(prev_state & TASK_DEAD) && is_target(prev_tgid)) {
+    struct off_start s = {};
+    s.off_ts = now;
+    s.tgid = prev_tgid;
+    s.state = classify_state(prev_state);
+    s.kernel_stack_id =
+        classify_stackid(&offcpu_drops, bpf_get_stackid(ctx, &off_stacks, 0), SW_DROP_KERNEL_STACK);
+    long uid = bpf_get_stackid(ctx, &off_stacks, BPF_F_USER_STACK);
+    if (uid == -EFAULT && BPF_CORE_READ(prev, mm) != NULL)
+      count_drop(&offcpu_drops, SW_DROP_USER_STACK);
+    s.user_stack_id = uid == -EFAULT ? (__s32)uid : classify_stackid(&offcpu_drops, uid, SW_DROP_USER_STACK);
+    BPF_CORE_READ_STR_INTO(&s.comm, prev, comm);
+    BPF_CORE_READ_STR_INTO(&s.process_comm, prev, group_leader, comm);
+    bpf_map_update_elem(&off_start, &prev_tid, &s, BPF_ANY);
+  }
+
+  /* The thread coming back: add the time it was away. */
+  __u32 next_tid = BPF_CORE_READ(next, pid);
+  if (next_tid == 0) return 0;
+  struct off_start *s = bpf_map_lookup_elem(&off_start, &next_tid);
+  if (!s) return 0;
+  __u64 delta = now - s->off_ts;
+  if (delta >= min_block_ns) {
+    if (active_buffer == 0)
+      add_time(&off_counts0, next_tid, s, delta);
+    else
+      add_time(&off_counts1, next_tid, s, delta);
+  }
+  bpf_map_delete_elem(&off_start, &next_tid);
+  return 0;
+}
+
+/* No entry outlives its thread. */
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(off_cpu_exit, struct task_struct *p) {
+  __u32 tid = BPF_CORE_READ(p, pid);
+  bpf_map_delete_elem(&off_start, &tid);
+  return 0;
+}
