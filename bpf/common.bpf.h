@@ -93,4 +93,38 @@ static __always_inline __s32 classify_stackid(void *drops, long id, __u32 drop_r
   return (__s32)id;
 }
 
+/* Samples whose user stack is unwound in user space (see sw_stack_sample). */
+struct {
+  __uint(type, BPF_MAP_TYPE_RINGBUF);
+  __uint(max_entries, 8 * 1024 * 1024);
+} stack_samples SEC(".maps");
+
+/* Copy the user stack for DWARF unwinding instead of walking frame pointers. */
+const volatile bool copy_user_stacks = false;
+
+/* Fills regs and the top of the current task's user stack. A read must lie
+ * wholly in mapped memory, and the stack may end less than
+ * SW_USER_STACK_BYTES above sp (a thread's stack top, main's environment), so
+ * shorter copies are tried in turn. */
+static __always_inline void copy_user_stack(struct sw_stack_sample *e) {
+  struct task_struct *task = bpf_get_current_task_btf();
+  struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(task);
+  e->regs.ip = BPF_CORE_READ(regs, ip);
+  e->regs.sp = BPF_CORE_READ(regs, sp);
+  e->regs.bp = BPF_CORE_READ(regs, bp);
+  e->regs.bx = BPF_CORE_READ(regs, bx);
+  e->regs.r12 = BPF_CORE_READ(regs, r12);
+  e->regs.r13 = BPF_CORE_READ(regs, r13);
+  e->regs.r14 = BPF_CORE_READ(regs, r14);
+  e->regs.r15 = BPF_CORE_READ(regs, r15);
+  void *sp = (void *)e->regs.sp;
+  e->stack_len = 0;
+  if (bpf_probe_read_user(e->stack, SW_USER_STACK_BYTES, sp) == 0) { e->stack_len = SW_USER_STACK_BYTES; return; }
+  if (bpf_probe_read_user(e->stack, 8192, sp) == 0) { e->stack_len = 8192; return; }
+  if (bpf_probe_read_user(e->stack, 4096, sp) == 0) { e->stack_len = 4096; return; }
+  if (bpf_probe_read_user(e->stack, 2048, sp) == 0) { e->stack_len = 2048; return; }
+  if (bpf_probe_read_user(e->stack, 1024, sp) == 0) { e->stack_len = 1024; return; }
+  if (bpf_probe_read_user(e->stack, 256, sp) == 0) { e->stack_len = 256; return; }
+}
+
 #endif /* STACKWATCH_BPF_COMMON_H */

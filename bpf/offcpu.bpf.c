@@ -55,6 +55,8 @@ struct off_start {
   __u32 tgid;
   char comm[SW_COMM_LEN];
   char process_comm[SW_COMM_LEN];
+  __u32 has_user; /* a user task (has an mm): its stack can be copied */
+  __u32 pad;
 };
 
 struct {
@@ -63,6 +65,22 @@ struct {
   __type(key, __u32); /* tid */
   __type(value, struct off_start);
 } off_start SEC(".maps");
+
+struct off_pending {
+  struct off_start start;
+  __u64 delta;
+};
+
+/* DWARF mode: blocks that were long enough, waiting for their thread's next
+ * system call exit, where (in the thread's own context, with its user stack
+ * exactly as it was while blocked) the user stack is copied for unwinding.
+ * Only long blocks get here, so the copy is never made on every switch. */
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, 65536);
+  __type(key, __u32); /* tid */
+  __type(value, struct off_pending);
+} off_pending SEC(".maps");
 
 volatile __u32 active_buffer = 0;
 const volatile __u64 min_block_ns = 1000000;
@@ -80,6 +98,8 @@ static __always_inline __u32 classify_state(unsigned int state) {
   if ((state & TASK_UNINTERRUPTIBLE) && !(state & TASK_NOLOAD)) return SW_STATE_UNINTERRUPTIBLE;
   return SW_STATE_OTHER;
 }
+
+static __always_inline void add_time_active(__u32 tid, const struct off_start *s, __u64 delta);
 
 static __always_inline void add_time(void *counts, __u32 tid, const struct off_start *s, __u64 delta) {
   struct sw_stack_key key = {};
@@ -110,6 +130,22 @@ static __always_inline void add_time(void *counts, __u32 tid, const struct off_s
   }
 }
 
+static __always_inline void add_time_active(__u32 tid, const struct off_start *s, __u64 delta) {
+  if (active_buffer == 0)
+    add_time(&off_counts0, tid, s, delta);
+  else
+    add_time(&off_counts1, tid, s, delta);
+}
+
+/* A pending block that never reached a system call exit (a page fault, a
+ * block outside syscalls): counted with its frame-pointer user stack. */
+static __always_inline void flush_pending(__u32 tid) {
+  struct off_pending *p = bpf_map_lookup_elem(&off_pending, &tid);
+  if (!p) return;
+  add_time_active(tid, &p->start, p->delta);
+  bpf_map_delete_elem(&off_pending, &tid);
+}
+
 SEC("tp_btf/sched_switch")
 int BPF_PROG(off_cpu_switch, bool preempt, struct task_struct *prev, struct task_struct *next) {
   __u64 now = bpf_ktime_get_ns();
@@ -121,6 +157,7 @@ int BPF_PROG(off_cpu_switch, bool preempt, struct task_struct *prev, struct task
   /* A dead thread's last switch comes after its exit handler: it will never
    * come back, so it gets no entry (none is left behind). */
   if (prev_tid != 0 && !(prev_state & TASK_DEAD) && is_target(prev_tgid)) {
+    if (copy_user_stacks) flush_pending(prev_tid);
     struct off_start s = {};
     s.off_ts = now;
     s.tgid = prev_tgid;
@@ -133,6 +170,7 @@ int BPF_PROG(off_cpu_switch, bool preempt, struct task_struct *prev, struct task
     s.user_stack_id = uid == -EFAULT ? (__s32)uid : classify_stackid(&offcpu_drops, uid, SW_DROP_USER_STACK);
     BPF_CORE_READ_STR_INTO(&s.comm, prev, comm);
     BPF_CORE_READ_STR_INTO(&s.process_comm, prev, group_leader, comm);
+    s.has_user = BPF_CORE_READ(prev, mm) != NULL;
     bpf_map_update_elem(&off_start, &prev_tid, &s, BPF_ANY);
   }
 
@@ -143,12 +181,48 @@ int BPF_PROG(off_cpu_switch, bool preempt, struct task_struct *prev, struct task
   if (!s) return 0;
   __u64 delta = now - s->off_ts;
   if (delta >= min_block_ns) {
-    if (active_buffer == 0)
-      add_time(&off_counts0, next_tid, s, delta);
-    else
-      add_time(&off_counts1, next_tid, s, delta);
+    /* Preempted threads go back to user code without a syscall exit. */
+    if (copy_user_stacks && s->has_user && s->state != SW_STATE_RUNNING) {
+      struct off_pending p = {};
+      p.start = *s;
+      p.delta = delta;
+      bpf_map_update_elem(&off_pending, &next_tid, &p, BPF_ANY);
+    } else {
+      add_time_active(next_tid, s, delta);
+    }
   }
   bpf_map_delete_elem(&off_start, &next_tid);
+  return 0;
+}
+
+/* DWARF mode: the blocked thread is back in its own context, leaving the
+ * system call it blocked in; its user registers and stack are those it
+ * blocked with. Loaded only in DWARF mode (it runs on every syscall exit). */
+SEC("tp_btf/sys_exit")
+int BPF_PROG(off_cpu_sys_exit, struct pt_regs *regs, long ret) {
+  __u32 tid = (__u32)bpf_get_current_pid_tgid();
+  struct off_pending *p = bpf_map_lookup_elem(&off_pending, &tid);
+  if (!p) return 0;
+  struct sw_stack_sample *e = bpf_ringbuf_reserve(&stack_samples, sizeof(*e), 0);
+  if (!e) {
+    count_drop(&offcpu_drops, SW_DROP_EVENTS_FULL);
+    add_time_active(tid, &p->start, p->delta); /* keep the time, with the frame-pointer stack */
+    bpf_map_delete_elem(&off_pending, &tid);
+    return 0;
+  }
+  e->tgid = p->start.tgid;
+  e->tid = tid;
+  e->kind = SW_KIND_OFF_CPU;
+  e->state = p->start.state;
+  e->off_ns = p->delta;
+  e->kernel_stack_id = p->start.kernel_stack_id;
+  e->kernel_depth = 0;
+  e->user_stack_id = p->start.user_stack_id;
+  __builtin_memcpy(e->comm, p->start.comm, sizeof(e->comm));
+  __builtin_memcpy(e->process_comm, p->start.process_comm, sizeof(e->process_comm));
+  bpf_map_delete_elem(&off_pending, &tid);
+  copy_user_stack(e);
+  bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
   return 0;
 }
 
@@ -157,5 +231,6 @@ SEC("tp_btf/sched_process_exit")
 int BPF_PROG(off_cpu_exit, struct task_struct *p) {
   __u32 tid = BPF_CORE_READ(p, pid);
   bpf_map_delete_elem(&off_start, &tid);
+  if (copy_user_stacks) flush_pending(tid);
   return 0;
 }

@@ -82,6 +82,34 @@ static __always_inline void record(struct bpf_perf_event_data *ctx, void *counts
   }
 }
 
+/* DWARF mode: sends the kernel stack, the user registers and the top of the
+ * user stack to user space, which unwinds and aggregates. Returns false if
+ * the task has no user space (a kernel thread: aggregate in the kernel). */
+static __always_inline bool send_stack_copy(struct bpf_perf_event_data *ctx, __u32 tgid, __u32 tid) {
+  struct task_struct *task = bpf_get_current_task_btf();
+  if (BPF_CORE_READ(task, mm) == NULL) return false;
+  struct sw_stack_sample *e = bpf_ringbuf_reserve(&stack_samples, sizeof(*e), 0);
+  if (!e) {
+    count_drop(&oncpu_drops, SW_DROP_EVENTS_FULL);
+    return true;
+  }
+  e->tgid = tgid;
+  e->tid = tid;
+  e->kind = SW_KIND_ON_CPU;
+  e->state = 0;
+  e->off_ns = 0;
+  e->kernel_stack_id = -1;
+  long n = bpf_get_stack(ctx, e->kernel_ips, sizeof(e->kernel_ips), 0);
+  e->kernel_depth = n > 0 ? (__u32)(n / sizeof(__u64)) : 0;
+  e->user_stack_id = -1;
+  bpf_get_current_comm(&e->comm, sizeof(e->comm));
+  BPF_CORE_READ_STR_INTO(&e->process_comm, task, group_leader, comm);
+  copy_user_stack(e);
+  /* No wake-up per sample: user space drains the ring every 100 ms. */
+  bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
+  return true;
+}
+
 SEC("perf_event")
 int sample_on_cpu(struct bpf_perf_event_data *ctx) {
   __u64 id = bpf_get_current_pid_tgid();
@@ -90,6 +118,7 @@ int sample_on_cpu(struct bpf_perf_event_data *ctx) {
   if (tid == 0) return 0; /* the idle task */
   if (!is_target(tgid)) return 0;
   note_seen(&oncpu_drops, tgid, tid);
+  if (copy_user_stacks && send_stack_copy(ctx, tgid, tid)) return 0;
   if (active_buffer == 0)
     record(ctx, &counts0, &stacks0, tgid, tid);
   else

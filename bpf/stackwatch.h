@@ -19,6 +19,12 @@
  * while user space drains the other, so nothing is lost to a race. */
 #define SW_NUM_BUFFERS 2
 
+/* Bytes of user stack copied per sample for DWARF unwinding in user space:
+ * enough for the deepest stacks of ordinary programs (a 16-frame C++ stack
+ * uses 2-4 KiB); deep recursion beyond it ends "read outside the copied
+ * stack" and is counted. */
+#define SW_USER_STACK_BYTES 16384
+
 /* Task states as recorded at switch-out (a subset of the kernel's). */
 enum sw_task_state {
   SW_STATE_RUNNING = 0,         /* preempted while runnable */
@@ -72,6 +78,32 @@ struct sw_proc_event {
   __u32 tid;
   __u32 parent_tgid;
   char comm[SW_COMM_LEN];
+};
+
+/* x86_64 user registers the CFI unwinder needs (unwinder::UserRegs). */
+struct sw_user_regs {
+  __u64 ip, sp, bp, bx, r12, r13, r14, r15;
+};
+
+/* One sample whose user stack user space unwinds with DWARF CFI (the
+ * frame-pointer walk of the kernel stops at the first function built
+ * without frame pointers). Sent through a ring buffer: such stacks cannot
+ * be aggregated before they are unwound. */
+struct sw_stack_sample {
+  __u32 tgid;
+  __u32 tid;
+  __u32 kind;  /* enum sw_stack_kind */
+  __u32 state; /* off-CPU: enum sw_task_state */
+  __u64 off_ns;
+  __s32 kernel_stack_id; /* off-CPU: id in the off-CPU stack map; on-CPU: -1 */
+  __u32 kernel_depth;    /* on-CPU: entries used in kernel_ips */
+  __u64 kernel_ips[SW_MAX_STACK_DEPTH];
+  char comm[SW_COMM_LEN];
+  char process_comm[SW_COMM_LEN];
+  struct sw_user_regs regs;
+  __s32 user_stack_id;   /* frame-pointer walk, the fallback (or -errno) */
+  __u32 stack_len;       /* bytes valid in stack[] */
+  __u8 stack[SW_USER_STACK_BYTES];
 };
 
 #endif /* STACKWATCH_BPF_STACKWATCH_H */

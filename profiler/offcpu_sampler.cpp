@@ -24,6 +24,10 @@ OffCpuSampler::OffCpuSampler(const Options& options, const ProcessTracker& track
   skel_->rodata->filter_targets = options.filter_targets;
   skel_->rodata->self_tgid = static_cast<uint32_t>(getpid());
   skel_->rodata->min_block_ns = options.min_block_ns;
+  skel_->rodata->copy_user_stacks = options.copy_user_stacks;
+  // The syscall-exit hook runs on every system call of the machine: load it
+  // only when stacks are copied.
+  bpf_program__set_autoload(skel_->progs.off_cpu_sys_exit, options.copy_user_stacks);
   // Blocks are not rate-limited like samples: the whole machine's distinct
   // (thread, stack) pairs per interval decide the size, not -F.
   uint32_t counts = std::max<uint32_t>(options.max_stacks, 16384);
@@ -34,10 +38,13 @@ OffCpuSampler::OffCpuSampler(const Options& options, const ProcessTracker& track
   bpf_map__set_max_entries(skel_->maps.off_start, options.max_threads);
   if (bpf_map__reuse_fd(skel_->maps.targets, tracker.targets_fd()) ||
       bpf_map__reuse_fd(skel_->maps.seen, tracker.seen_fd()) ||
-      bpf_map__reuse_fd(skel_->maps.proc_events, tracker.events_fd()))
+      bpf_map__reuse_fd(skel_->maps.proc_events, tracker.events_fd()) ||
+      bpf_map__reuse_fd(skel_->maps.stack_samples, tracker.stack_samples_fd()))
     fail("cannot share the process maps with the off-CPU program", errno);
   if (int err = offcpu_bpf__load(skel_); err) fail("cannot load the off-CPU BPF program", err);
-  for (bpf_program* prog : {skel_->progs.off_cpu_switch, skel_->progs.off_cpu_exit}) {
+  std::vector<bpf_program*> progs = {skel_->progs.off_cpu_switch, skel_->progs.off_cpu_exit};
+  if (options.copy_user_stacks) progs.push_back(skel_->progs.off_cpu_sys_exit);
+  for (bpf_program* prog : progs) {
     bpf_link* link = bpf_program__attach(prog);
     if (!link) fail(std::string("cannot attach the off-CPU program ") + bpf_program__name(prog), errno);
     links_.emplace_back(link);
@@ -48,6 +55,8 @@ OffCpuSampler::~OffCpuSampler() {
   links_.clear();
   if (skel_) offcpu_bpf__destroy(skel_);
 }
+
+int OffCpuSampler::stacks_fd() const { return bpf_map__fd(skel_->maps.off_stacks); }
 
 uint64_t OffCpuSampler::stale_thread_entries() const {
   int fd = bpf_map__fd(skel_->maps.off_start);

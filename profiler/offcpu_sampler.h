@@ -21,6 +21,7 @@ class OffCpuSampler {
     uint32_t max_stack_ids = 32768;  // distinct stacks over the whole recording
     uint32_t max_threads = 65536;    // threads off-CPU at once
     uint64_t min_block_ns = 1000000;
+    bool copy_user_stacks = false;  // DWARF mode (see offcpu.bpf.c: copies at the syscall exit)
   };
 
   OffCpuSampler(const Options& options, const ProcessTracker& tracker);
@@ -32,6 +33,8 @@ class OffCpuSampler {
   // Entries of the in-flight map whose thread no longer exists: should be 0,
   // since an exiting thread deletes its own entry.
   uint64_t stale_thread_entries() const;
+  // The stack map the kernel stack ids of off-CPU stack copies refer to.
+  int stacks_fd() const;
 
  private:
   offcpu_bpf* skel_ = nullptr;

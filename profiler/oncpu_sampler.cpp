@@ -20,12 +20,14 @@ OnCpuSampler::OnCpuSampler(const Options& options, const ProcessTracker& tracker
   };
   skel_->rodata->filter_targets = options.filter_targets;
   skel_->rodata->self_tgid = static_cast<uint32_t>(getpid());
+  skel_->rodata->copy_user_stacks = options.copy_user_stacks;
   for (bpf_map* m : {skel_->maps.counts0, skel_->maps.counts1}) bpf_map__set_max_entries(m, options.max_stacks);
   for (bpf_map* m : {skel_->maps.stacks0, skel_->maps.stacks1})
     bpf_map__set_max_entries(m, stack_map_entries(options.max_stacks));
   if (bpf_map__reuse_fd(skel_->maps.targets, tracker.targets_fd()) ||
       bpf_map__reuse_fd(skel_->maps.seen, tracker.seen_fd()) ||
-      bpf_map__reuse_fd(skel_->maps.proc_events, tracker.events_fd()))
+      bpf_map__reuse_fd(skel_->maps.proc_events, tracker.events_fd()) ||
+      bpf_map__reuse_fd(skel_->maps.stack_samples, tracker.stack_samples_fd()))
     fail("cannot share the process maps with the on-CPU program", errno);
   if (int err = oncpu_bpf__load(skel_); err) fail("cannot load the on-CPU BPF program", err);
   try {

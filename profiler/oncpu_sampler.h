@@ -21,6 +21,7 @@ class OnCpuSampler {
     unsigned hz = 49;
     bool filter_targets = false;
     uint32_t max_stacks = 16384;  // per buffer: counts entries and stack map entries
+    bool copy_user_stacks = false;  // DWARF mode: send stack copies instead of walking frame pointers
   };
 
   OnCpuSampler(const Options& options, const ProcessTracker& tracker);

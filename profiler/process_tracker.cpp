@@ -18,6 +18,7 @@ ProcessTracker::ProcessTracker(const Options& options, symbolizer::Symbolizer& s
   skel_->rodata->follow_children = options.follow_children;
   bpf_map__set_max_entries(skel_->maps.targets, options.max_processes);
   bpf_map__set_max_entries(skel_->maps.seen, options.max_processes);
+  bpf_map__set_max_entries(skel_->maps.stack_samples, options.stack_samples_bytes);
   if (int err = proc_bpf__load(skel_); err) {
     proc_bpf__destroy(skel_);
     skel_ = nullptr;
@@ -61,6 +62,7 @@ void ProcessTracker::add_target(uint32_t tgid) {
 int ProcessTracker::targets_fd() const { return bpf_map__fd(skel_->maps.targets); }
 int ProcessTracker::seen_fd() const { return bpf_map__fd(skel_->maps.seen); }
 int ProcessTracker::events_fd() const { return bpf_map__fd(skel_->maps.proc_events); }
+int ProcessTracker::stack_samples_fd() const { return bpf_map__fd(skel_->maps.stack_samples); }
 int ProcessTracker::poll_fd() const { return ring_buffer__epoll_fd(ring_.get()); }
 
 int ProcessTracker::targets_count() const {
@@ -111,12 +113,14 @@ std::string ProcessTracker::process_name(uint32_t tgid) const {
   return it == names_.end() ? std::string() : it->second;
 }
 
-void ProcessTracker::after_drain() {
-  for (uint32_t tgid : exited_) {
+std::vector<uint32_t> ProcessTracker::after_drain() {
+  std::vector<uint32_t> gone(exited_.begin(), exited_.end());
+  for (uint32_t tgid : gone) {
     symbolizer_.forget_process(tgid);
     names_.erase(tgid);
   }
   exited_.clear();
+  return gone;
 }
 
 }  // namespace stackwatch::profiler

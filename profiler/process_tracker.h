@@ -25,6 +25,9 @@ class ProcessTracker {
     bool filter_targets = false;   // record only targets (and their followed children)
     bool follow_children = false;  // add children of targets on fork
     uint32_t max_processes = 65536;
+    // Ring buffer for DWARF-mode stack copies (~17 KiB each); the minimum
+    // when stacks are walked with frame pointers.
+    uint32_t stack_samples_bytes = 4096;
   };
 
   ProcessTracker(const Options& options, symbolizer::Symbolizer& symbolizer);
@@ -36,6 +39,7 @@ class ProcessTracker {
   int targets_fd() const;
   int seen_fd() const;
   int events_fd() const;
+  int stack_samples_fd() const;
   int targets_count() const;
   // Ring buffer readiness fd for poll().
   int poll_fd() const;
@@ -46,7 +50,8 @@ class ProcessTracker {
   std::string process_name(uint32_t tgid) const;
   // Called after each drain: forgets the snapshots of processes that exited
   // before it, since every sample of theirs has now been symbolized.
-  void after_drain();
+  // Returns the tgids forgotten.
+  std::vector<uint32_t> after_drain();
   uint64_t events_handled() const { return events_handled_; }
 
  private:

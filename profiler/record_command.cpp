@@ -29,6 +29,12 @@ void register_record_command(CLI::App& app) {
   cmd->add_option("--min-block-us", options->min_block_us, "Off-CPU: ignore blocks shorter than this (microseconds)")
       ->default_val(1000);
   cmd->add_flag("-q,--quiet", options->quiet, "Print nothing per interval");
+  auto call_graph = std::make_shared<std::string>("dwarf");
+  cmd->add_option("--call-graph", *call_graph,
+                  "User stacks: dwarf (copy the stack, unwind with .eh_frame: complete without frame pointers) "
+                  "or fp (kernel frame-pointer walk, aggregated in the kernel)")
+      ->check(CLI::IsMember({"dwarf", "fp"}))
+      ->default_val("dwarf");
   cmd->add_option("command", options->command, "-- COMMAND ARGS...: start COMMAND and record it and its children");
   cmd->footer(
       "Writes stacks.json (stack_count format), oncpu.folded, offcpu.folded and wall.folded into the output\n"
@@ -38,7 +44,8 @@ void register_record_command(CLI::App& app) {
       "  stackwatch record -d 10                      # every process, 10 s\n"
       "  stackwatch record -p 1234 -F 99 -i 1         # one process, 99 Hz, report every second\n"
       "  stackwatch record -o out -- ./myserver --port 8080");
-  cmd->callback([options, pid_list, only_on, only_off] {
+  cmd->callback([options, pid_list, only_on, only_off, call_graph] {
+    options->dwarf = *call_graph == "dwarf";
     for (const std::string& p : *pid_list) {
       try {
         size_t used = 0;

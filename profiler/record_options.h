@@ -20,6 +20,7 @@ struct RecordOptions {
   unsigned top = 5;                      // stacks printed per interval
   uint32_t max_stacks = 0;               // per-buffer map size; 0 = from rate and interval
   uint64_t min_block_us = 1000;          // off-CPU: shorter blocks are ignored
+  bool dwarf = true;                     // --call-graph dwarf (default) or fp
   bool quiet = false;
   std::vector<std::string> command;      // -- COMMAND ARGS...
 };

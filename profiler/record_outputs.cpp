@@ -90,6 +90,7 @@ std::vector<std::string> write_outputs(const std::string& dir, const StackTotals
   meta.sampling_event = info.event_name;
   meta.drops = totals.drops;
   meta.stale_thread_entries = info.stale_thread_entries;
+  meta.extra = info.extra;
   auto put = [&](const std::string& name, const std::string& text) {
     write_file_atomically(dir + "/" + name, text);
     written.push_back(dir + "/" + name);

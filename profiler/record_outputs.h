@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "profiler/stack_totals.h"
 #include "recording/recording.h"
 
@@ -21,6 +23,7 @@ struct RecordInfo {
   bool on_cpu = true;
   bool off_cpu = true;
   uint64_t stale_thread_entries = 0;
+  nlohmann::json extra = nlohmann::json::object();  // merged into stacks.json's "_stackwatch"
 };
 
 // Prints the interval header and its top `top` stacks (innermost frame first,

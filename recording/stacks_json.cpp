@@ -92,6 +92,8 @@ json stacks_to_json(const std::vector<StackSample>& stacks, const StacksFileMeta
                         {"sampling_event", meta.sampling_event},
                         {"dropped", drops_to_json(meta.drops)},
                         {"stale_thread_entries", meta.stale_thread_entries}};
+  if (meta.extra.is_object())
+    for (auto& [k, v] : meta.extra.items()) doc["_stackwatch"][k] = v;
   return doc;
 }
 

@@ -33,6 +33,8 @@ struct StacksFileMeta {
   // Off-CPU map entries of threads that no longer exist, counted at the end
   // of the recording: a health check that exits clean up after themselves.
   uint64_t stale_thread_entries = 0;
+  // More metadata, merged into "_stackwatch" as is (e.g. "unwind" figures).
+  nlohmann::json extra = nlohmann::json::object();
 };
 
 nlohmann::json stacks_to_json(const std::vector<StackSample>& stacks, const StacksFileMeta& meta);

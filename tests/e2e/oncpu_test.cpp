@@ -21,7 +21,7 @@ TEST(OnCpu, KnownCallTreeSharesAndOrder) {
   std::string out = fresh_dir("calltree");
   int pid = start_background({fixture("e2e_calltree"), "30"});
   ASSERT_GT(pid, 0);
-  auto r = run_process({stackwatch_bin(), "record", "-p", std::to_string(pid), "-F", "99", "-i", "1", "-d", "5",
+  auto r = run_process({stackwatch_bin(), "record", "-p", std::to_string(pid), "-F", "99", "-i", "1", "-d", "6",
                         "--on-cpu", "-o", out},
                        60);
   kill(pid, SIGKILL);
@@ -39,8 +39,9 @@ TEST(OnCpu, KnownCallTreeSharesAndOrder) {
     }
     if (has_frame(s, "c")) in_c += s.weight;
   }
-  // 99 Hz for 5 s on one busy thread: about 500 samples.
-  ASSERT_GT(all, 200u);
+  // 99 Hz for 6 s on one busy thread: about 600 samples, fewer when the
+  // machine is shared (the shares, not the count, are the point).
+  ASSERT_GT(all, 100u);
   double share_b = double(in_b) / all, share_c = double(in_c) / all;
   EXPECT_GE(share_b, 0.55) << "b's share";
   EXPECT_GE(share_c, 0.20) << "c's share";
@@ -131,10 +132,11 @@ TEST(OnCpu, CommandChildrenAndThreadsAreRecorded) {
 TEST(OnCpu, DropsAreCountedAndReported) {
   REQUIRE_ROOT();
   std::string out = fresh_dir("drops");
-  // Room for 2 stacks per interval while the fixture has more: the rest
-  // must be counted as dropped, not vanish.
-  auto r = run_process({stackwatch_bin(), "record", "-F", "499", "-i", "1", "--on-cpu", "--max-stacks", "2", "-o",
-                        out, "--", fixture("e2e_forker"), "2"},
+  // Room for 2 stacks per interval in the kernel's counts map (frame-pointer
+  // mode aggregates there) while the fixture has more: the rest must be
+  // counted as dropped, not vanish.
+  auto r = run_process({stackwatch_bin(), "record", "-F", "499", "-i", "1", "--on-cpu", "--call-graph", "fp",
+                        "--max-stacks", "2", "-o", out, "--", fixture("e2e_forker"), "2"},
                        60);
   ASSERT_EQ(r.exit_code, 0) << r.err;
   auto doc = read_json(out + "/stacks.json");

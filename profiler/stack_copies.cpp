@@ -1,0 +1,114 @@
+// DWARF-mode stack copies: unwind and aggregate (see stack_copies.h).
+#include "profiler/stack_copies.h"
+
+#include <bpf/bpf.h>
+
+#include <cstring>
+
+#include "bpf/stackwatch.h"
+
+namespace stackwatch::profiler {
+
+static_assert(sizeof(sw_user_regs) == sizeof(unwinder::UserRegs), "sw_user_regs must match unwinder::UserRegs");
+
+StackCopies::StackCopies(int ring_fd, int off_stacks_fd, symbolizer::Symbolizer& symbolizer)
+    : off_stacks_fd_(off_stacks_fd), symbolizer_(symbolizer) {
+  ring_.reset(ring_buffer__new(ring_fd, &StackCopies::on_sample, this, nullptr));
+  if (!ring_) throw_bpf_error("cannot set up the stack-copy ring buffer", errno);
+}
+
+StackCopies::~StackCopies() = default;
+
+void StackCopies::consume() { ring_buffer__consume(ring_.get()); }
+
+int StackCopies::on_sample(void* ctx, void* data, size_t size) {
+  if (size < sizeof(sw_stack_sample)) return 0;
+  static_cast<StackCopies*>(ctx)->handle(*static_cast<const sw_stack_sample*>(data));
+  return 0;
+}
+
+void StackCopies::handle(const sw_stack_sample& s) {
+  RawStack raw;
+  raw.kind = s.kind == SW_KIND_OFF_CPU ? StackKind::kOffCpu : StackKind::kOnCpu;
+  raw.key.tgid = s.tgid;
+  raw.key.tid = s.tid;
+  raw.key.state = s.state;
+  raw.key.kernel_stack_id = s.kernel_stack_id;
+  raw.key.user_stack_id = -1;
+  std::memcpy(raw.key.comm, s.comm, sizeof raw.key.comm);
+  std::memcpy(raw.value.process_comm, s.process_comm, sizeof raw.value.process_comm);
+  if (s.kind == SW_KIND_OFF_CPU) {
+    if (s.kernel_stack_id >= 0 && off_stacks_fd_ >= 0) {
+      uint64_t ips[SW_MAX_STACK_DEPTH] = {};
+      if (bpf_map_lookup_elem(off_stacks_fd_, &s.kernel_stack_id, ips) == 0)
+        for (uint64_t ip : ips) {
+          if (!ip) break;
+          raw.kernel_ips.push_back(ip);
+        }
+    }
+  } else {
+    uint32_t depth = std::min<uint32_t>(s.kernel_depth, SW_MAX_STACK_DEPTH);
+    raw.kernel_ips.assign(s.kernel_ips, s.kernel_ips + depth);
+  }
+
+  unwinder::UserRegs regs;
+  regs.ip = s.regs.ip;
+  regs.sp = s.regs.sp;
+  regs.bp = s.regs.bp;
+  regs.bx = s.regs.bx;
+  regs.r12 = s.regs.r12;
+  regs.r13 = s.regs.r13;
+  regs.r14 = s.regs.r14;
+  regs.r15 = s.regs.r15;
+  std::span<const uint8_t> stack(s.stack, std::min<uint32_t>(s.stack_len, SW_USER_STACK_BYTES));
+  unwinder_.unwind(s.tgid, mappings_of(s.tgid), regs, stack, result_);
+  if (result_.reason == unwinder::IncompleteReason::kNotMapped && symbolizer_.remember_process(s.tgid)) {
+    // New code mapped since the snapshot (dlopen, JIT): once more with fresh maps.
+    maps_.erase(s.tgid);
+    unwinder_.unwind(s.tgid, mappings_of(s.tgid), regs, stack, result_);
+  }
+  ++report_.stacks;
+  if (result_.complete())
+    ++report_.complete;
+  else
+    ++report_.incomplete[result_.reason_text()];
+  raw.user_ips = result_.ips;
+
+  // Aggregate like the kernel does: thread, state, comm and both stacks.
+  std::string key;
+  key.reserve(64 + 8 * (raw.kernel_ips.size() + raw.user_ips.size()));
+  key.append(reinterpret_cast<const char*>(&raw.key.tgid), 8);
+  key.append(reinterpret_cast<const char*>(&raw.key.state), 4);
+  key.push_back(static_cast<char>(raw.kind));
+  key.append(raw.key.comm, strnlen(raw.key.comm, sizeof raw.key.comm));
+  key.push_back('\0');
+  key.append(reinterpret_cast<const char*>(raw.kernel_ips.data()), raw.kernel_ips.size() * 8);
+  key.push_back('|');
+  key.append(reinterpret_cast<const char*>(raw.user_ips.data()), raw.user_ips.size() * 8);
+  auto [it, inserted] = pending_.try_emplace(std::move(key), std::move(raw));
+  it->second.value.count += 1;
+  it->second.value.total_ns += s.off_ns;
+}
+
+const std::vector<symbolizer::Mapping>& StackCopies::mappings_of(uint32_t tgid) {
+  auto it = maps_.find(tgid);
+  if (it == maps_.end()) it = maps_.emplace(tgid, symbolizer_.mappings(tgid)).first;
+  return it->second;
+}
+
+std::vector<RawStack> StackCopies::take() {
+  std::vector<RawStack> out;
+  out.reserve(pending_.size());
+  for (auto& [k, raw] : pending_) out.push_back(std::move(raw));
+  pending_.clear();
+  maps_.clear();  // the session refreshes snapshots every interval
+  return out;
+}
+
+UnwindReport StackCopies::take_report() {
+  UnwindReport r = std::move(report_);
+  report_ = {};
+  return r;
+}
+
+}  // namespace stackwatch::profiler

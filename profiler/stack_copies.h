@@ -1,0 +1,65 @@
+// DWARF mode: consumes the stack copies BPF sends through the stack_samples
+// ring buffer (see sw_stack_sample in bpf/stackwatch.h), unwinds each user
+// stack with the CFI unwinder, and aggregates the results into RawStacks the
+// way the kernel aggregates frame-pointer stacks, so the rest of the
+// pipeline does not know which kind of unwinding produced a stack.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "profiler/bpf_handles.h"
+#include "profiler/raw_stack.h"
+#include "symbolizer/symbolizer.h"
+#include "unwinder/unwinder.h"
+
+namespace stackwatch::profiler {
+
+// Stacks that could not be completed, by reason (reported, never invented).
+struct UnwindReport {
+  uint64_t stacks = 0;
+  uint64_t complete = 0;
+  std::map<std::string, uint64_t> incomplete;  // reason -> stacks
+};
+
+class StackCopies {
+ public:
+  // ring_fd: the stack_samples ring buffer; off_stacks_fd: the off-CPU stack
+  // map the kernel stack ids of off-CPU copies refer to (-1 if none).
+  StackCopies(int ring_fd, int off_stacks_fd, symbolizer::Symbolizer& symbolizer);
+  ~StackCopies();
+  StackCopies(const StackCopies&) = delete;
+  StackCopies& operator=(const StackCopies&) = delete;
+
+  // Unwinds everything in the ring buffer now.
+  void consume();
+  // Everything aggregated since the last call (after a final consume()).
+  std::vector<RawStack> take();
+  UnwindReport take_report();
+  void forget_process(uint32_t tgid) {
+    unwinder_.forget_process(tgid);
+    maps_.erase(tgid);
+  }
+
+ private:
+  static int on_sample(void* ctx, void* data, size_t size);
+  void handle(const struct sw_stack_sample& s);
+  // The symbolizer's snapshot of tgid's mappings, copied once per interval.
+  const std::vector<symbolizer::Mapping>& mappings_of(uint32_t tgid);
+
+  RingBufferPtr ring_;
+  int off_stacks_fd_;
+  symbolizer::Symbolizer& symbolizer_;
+  unwinder::Unwinder unwinder_;
+  unwinder::UnwindResult result_;
+  std::unordered_map<std::string, RawStack> pending_;  // aggregation key -> stack
+  std::unordered_map<uint32_t, std::vector<symbolizer::Mapping>> maps_;
+  UnwindReport report_;
+};
+
+}  // namespace stackwatch::profiler
