@@ -1,5 +1,10 @@
 // Folded stacks: `comm;outermost;...;innermost WEIGHT`, one stack a line,
 // the format flamegraph.pl, inferno and speedscope read.
+//
+// Frame annotations, as stackcollapse-perf.pl writes them and as our files
+// use them: a `_[k]` suffix marks a kernel frame, `_[i]` an inlined one (inlined
+// into the frame before it), `_[j]` JIT code. Readers that do not know them
+// show them as part of the name; flamegraph/ colours by them.
 #pragma once
 
 #include <cstdint>

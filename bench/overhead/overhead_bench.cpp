@@ -8,6 +8,11 @@
 //   overhead_bench offcpu [ROUNDS]   pipe ping-pong: alone, under
 //                                    stackwatch record --off-cpu, under
 //                                    libbpf-tools offcputime
+//   overhead_bench unwind [ROUNDS]   the no-frame-pointer chain fixture (fixed
+//                                    work): stackwatch --call-graph dwarf and
+//                                    fp, perf record --call-graph dwarf, at
+//                                    49 and 999 Hz; plus BPF ns per sample
+//                                    (kernel.bpf_stats_enabled)
 //
 // Configurations are alternated within each round so drift in the machine's
 // speed hits them all alike; the median over rounds is reported. Needs root.
@@ -21,6 +26,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -53,8 +59,30 @@ struct Profiler {
   std::vector<std::string> argv;  // empty: no profiler (baseline)
 };
 
+// Run time per invocation of stackwatch's BPF programs, from the kernel's
+// statistics (kernel.bpf_stats_enabled=1), read while they are loaded.
+double bpf_ns_per_run(const std::string& prog_name) {
+  FILE* p = popen("bpftool prog show --json 2>/dev/null", "r");
+  if (!p) return 0;
+  std::string text;
+  char buf[65536];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) text.append(buf, n);
+  pclose(p);
+  auto doc = nlohmann::json::parse(text, nullptr, false);
+  if (!doc.is_array()) return 0;
+  uint64_t ns = 0, cnt = 0;
+  for (auto& prog : doc)
+    if (prog.value("name", "") == prog_name) {
+      ns += prog.value("run_time_ns", uint64_t{0});
+      cnt += prog.value("run_cnt", uint64_t{0});
+    }
+  return cnt ? double(ns) / cnt : 0;
+}
+
 struct Run {
   double workload_s = 0;
+  double bpf_ns = 0;  // per program run, stackwatch only
   double profiler_cpu_s = 0;
   double profiler_life_s = 0;
   long profiler_maxrss_kb = 0;
@@ -75,6 +103,7 @@ Run run_once(const Profiler& p, const std::vector<std::string>& workload) {
   waitpid(w, &status, 0);
   r.workload_s = now_s() - t0;
   if (prof > 0) {
+    r.bpf_ns = bpf_ns_per_run("sample_on_cpu");
     kill(prof, SIGINT);
     rusage ru{};
     wait4(prof, &status, 0, &ru);
@@ -112,8 +141,24 @@ int main(int argc, char** argv) {
     profilers = {{"alone", {}},
                  {"stackwatch --off-cpu", {sw, "record", "--off-cpu", "-q", "-o", "/tmp/sw_bench_out"}},
                  {"offcputime (libbpf-tools)", {"offcputime", "-f"}}};
+  } else if (scenario == "unwind") {
+    workload = {dir + "/../../tests/e2e/fixtures/e2e_chain_nofp", "work", "3000"};
+    auto sw_run = [&](const char* hz, const char* cg) {
+      return std::vector<std::string>{sw, "record", "--on-cpu", "-F", hz, "--call-graph", cg, "-q", "-o", "/tmp/sw_bench_out"};
+    };
+    auto perf_run = [](const char* hz) {
+      return std::vector<std::string>{"perf", "record", "-a", "--call-graph", "dwarf", "-F", hz, "-o", "/tmp/sw_bench_perf.data"};
+    };
+    profilers = {{"alone", {}},
+                 {"stackwatch dwarf 49 Hz", sw_run("49", "dwarf")},
+                 {"stackwatch fp 49 Hz", sw_run("49", "fp")},
+                 {"perf --call-graph dwarf 49 Hz", perf_run("49")},
+                 {"stackwatch dwarf 999 Hz", sw_run("999", "dwarf")},
+                 {"stackwatch fp 999 Hz", sw_run("999", "fp")},
+                 {"perf --call-graph dwarf 999 Hz", perf_run("999")}};
+    std::system("sysctl -q kernel.bpf_stats_enabled=1");
   } else {
-    std::fprintf(stderr, "usage: overhead_bench oncpu|offcpu [ROUNDS]\n");
+    std::fprintf(stderr, "usage: overhead_bench oncpu|offcpu|unwind [ROUNDS]\n");
     return 2;
   }
   std::map<std::string, std::vector<Run>> runs;
@@ -128,21 +173,25 @@ int main(int argc, char** argv) {
   for (const Run& r : runs["alone"]) base.push_back(r.workload_s);
   double base_s = median(base);
   std::printf("%s workload, %d rounds, median wall time alone: %.3f s\n", scenario.c_str(), rounds, base_s);
-  std::printf("%-28s %10s %10s %14s %12s\n", "configuration", "median s", "slowdown", "tool CPU %core", "peak RSS MB");
+  std::printf("%-32s %10s %10s %14s %12s %12s\n", "configuration", "median s", "slowdown", "tool CPU %core",
+              "peak RSS MB", "BPF ns/run");
   for (const Profiler& p : profilers) {
-    std::vector<double> w, cpu_share;
+    std::vector<double> w, cpu_share, bpf;
     long rss = 0;
     for (const Run& r : runs[p.name]) {
       w.push_back(r.workload_s);
       if (r.profiler_life_s > 0) cpu_share.push_back(100.0 * r.profiler_cpu_s / r.profiler_life_s);
       rss = std::max(rss, r.profiler_maxrss_kb);
+      if (r.bpf_ns > 0) bpf.push_back(r.bpf_ns);
     }
     double m = median(w);
-    std::printf("%-28s %10.3f %9.2f%%", p.name.c_str(), m, 100.0 * (m / base_s - 1));
+    std::printf("%-32s %10.3f %9.2f%%", p.name.c_str(), m, 100.0 * (m / base_s - 1));
     if (p.argv.empty())
-      std::printf(" %14s %12s\n", "-", "-");
+      std::printf(" %14s %12s %12s\n", "-", "-", "-");
+    else if (bpf.empty())
+      std::printf(" %13.2f%% %12.1f %12s\n", median(cpu_share), rss / 1024.0, "-");
     else
-      std::printf(" %13.2f%% %12.1f\n", median(cpu_share), rss / 1024.0);
+      std::printf(" %13.2f%% %12.1f %12.0f\n", median(cpu_share), rss / 1024.0, median(bpf));
   }
   return 0;
 }
