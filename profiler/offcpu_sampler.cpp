@@ -12,6 +12,8 @@
 
 namespace stackwatch::profiler {
 
+static constexpr uint32_t kOffCpuStackDepth = 64;
+
 OffCpuSampler::OffCpuSampler(const Options& options, const ProcessTracker& tracker) {
   skel_ = offcpu_bpf__open();
   if (!skel_) throw_bpf_error("cannot open the off-CPU BPF program", errno);
@@ -33,8 +35,13 @@ OffCpuSampler::OffCpuSampler(const Options& options, const ProcessTracker& track
   uint32_t counts = std::max<uint32_t>(options.max_stacks, 16384);
   bpf_map__set_max_entries(skel_->maps.off_counts0, counts);
   bpf_map__set_max_entries(skel_->maps.off_counts1, counts);
-  // Never recycled during a recording (see offcpu.bpf.c): room for more.
+  // Never recycled during a recording (see offcpu.bpf.c): room for more
+  // stacks, with a low load factor since a hash collision fails the
+  // insert. Blocking stacks are shallow (a syscall path, and user frames up
+  // to main or the thread's start), so 64 frames per entry halve the kernel
+  // memory of the map; deeper ones are truncated, not lost.
   bpf_map__set_max_entries(skel_->maps.off_stacks, options.max_stack_ids);
+  bpf_map__set_value_size(skel_->maps.off_stacks, kOffCpuStackDepth * sizeof(uint64_t));
   bpf_map__set_max_entries(skel_->maps.off_start, options.max_threads);
   if (bpf_map__reuse_fd(skel_->maps.targets, tracker.targets_fd()) ||
       bpf_map__reuse_fd(skel_->maps.seen, tracker.seen_fd()) ||

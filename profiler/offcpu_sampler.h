@@ -18,7 +18,7 @@ class OffCpuSampler {
   struct Options {
     bool filter_targets = false;
     uint32_t max_stacks = 16384;     // per buffer
-    uint32_t max_stack_ids = 32768;  // distinct stacks over the whole recording
+    uint32_t max_stack_ids = 65536;  // distinct stacks over the whole recording (32 MiB of kernel memory)
     uint32_t max_threads = 65536;    // threads off-CPU at once
     uint64_t min_block_ns = 1000000;
     bool copy_user_stacks = false;  // DWARF mode (see offcpu.bpf.c: copies at the syscall exit)

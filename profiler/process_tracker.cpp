@@ -59,6 +59,8 @@ void ProcessTracker::add_target(uint32_t tgid) {
   symbolizer_.remember_process(tgid);
 }
 
+void ProcessTracker::remove_target(uint32_t tgid) { bpf_map_delete_elem(targets_fd(), &tgid); }
+
 int ProcessTracker::targets_fd() const { return bpf_map__fd(skel_->maps.targets); }
 int ProcessTracker::seen_fd() const { return bpf_map__fd(skel_->maps.seen); }
 int ProcessTracker::events_fd() const { return bpf_map__fd(skel_->maps.proc_events); }

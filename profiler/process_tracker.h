@@ -36,6 +36,7 @@ class ProcessTracker {
   ProcessTracker& operator=(const ProcessTracker&) = delete;
 
   void add_target(uint32_t tgid);
+  void remove_target(uint32_t tgid);
   int targets_fd() const;
   int seen_fd() const;
   int events_fd() const;

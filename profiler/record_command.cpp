@@ -15,6 +15,11 @@ void register_record_command(CLI::App& app) {
   auto* cmd = app.add_subcommand("record", "Sample on-CPU and off-CPU stacks, kernel and user, per process");
   cmd->add_option("-p,--pid", *pid_list, "Record only these processes (comma-separated pids)")->delimiter(',');
   cmd->add_flag("--children", options->children, "With -p: also record children the processes start");
+  cmd->add_option("-G,--cgroup", options->cgroup,
+                  "Record the processes of this cgroup (v1 or v2 path, e.g. /sys/fs/cgroup/cpu/mygroup)");
+  cmd->add_option("--load-threshold", options->load_threshold,
+                  "Mark intervals whose load crosses this (\"80\" = cpu_util>80, or e.g. \"load1>4,psi_io_some>10\") "
+                  "and keep their stacks in load-spikes.folded");
   cmd->add_option("-F,--frequency", options->hz, "On-CPU sampling frequency in Hz per CPU")->default_val(49);
   cmd->add_flag("--on-cpu", *only_on, "Record only on-CPU stacks");
   cmd->add_flag("--off-cpu", *only_off, "Record only off-CPU stacks");

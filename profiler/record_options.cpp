@@ -43,7 +43,8 @@ void validate(RecordOptions& o) {
     throw Error("-i: the interval must be between 0.1 and 3600 seconds");
   if (!(o.duration_s >= 0) || !std::isfinite(o.duration_s)) throw Error("-d: the duration must be 0 or more seconds");
   if (!o.on_cpu && !o.off_cpu) throw Error("--on-cpu and --off-cpu together select nothing: give one or neither");
-  if (!o.pids.empty() && !o.command.empty()) throw Error("give either -p PID or -- COMMAND, not both");
+  if (int given = !o.pids.empty() + !o.command.empty() + !o.cgroup.empty(); given > 1)
+    throw Error("give one of -p PID, -G CGROUP or -- COMMAND");
   for (uint32_t pid : o.pids) {
     if (pid == 0) throw Error("-p 0: not a process id");
     if (::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH)

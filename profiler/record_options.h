@@ -21,6 +21,8 @@ struct RecordOptions {
   uint32_t max_stacks = 0;               // per-buffer map size; 0 = from rate and interval
   uint64_t min_block_us = 1000;          // off-CPU: shorter blocks are ignored
   bool dwarf = true;                     // --call-graph dwarf (default) or fp
+  std::string cgroup;                    // -G: record the processes of this cgroup
+  std::string load_threshold;            // --load-threshold: keep the stacks of busy intervals
   bool quiet = false;
   std::vector<std::string> command;      // -- COMMAND ARGS...
 };

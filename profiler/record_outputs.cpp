@@ -5,6 +5,7 @@
 #include <chrono>
 #include <ctime>
 
+#include "flamegraph/flamegraph.h"
 #include "recording/atomic_file.h"
 #include "recording/stacks_json.h"
 
@@ -42,14 +43,15 @@ void print_interval(std::FILE* out, const Interval& interval, unsigned top, doub
   if (off_stacks)
     std::fprintf(out, "; off-CPU %.1f ms in %llu blocks, %zu stacks", static_cast<double>(off_ns) / 1e6,
                  static_cast<unsigned long long>(off_events), off_stacks);
-  std::fprintf(out, "; dropped %llu", static_cast<unsigned long long>(interval.drops.total()));
-  if (interval.drops.total())
-    std::fprintf(out, " (kernel stack %llu, user stack %llu, stack map full %llu, counts full %llu, other %llu)",
-                 static_cast<unsigned long long>(interval.drops.kernel_stack_errors),
-                 static_cast<unsigned long long>(interval.drops.user_stack_errors),
-                 static_cast<unsigned long long>(interval.drops.stack_map_full),
-                 static_cast<unsigned long long>(interval.drops.counts_map_full),
-                 static_cast<unsigned long long>(interval.drops.other));
+  const DropCounters& d = interval.drops;
+  std::fprintf(out, "; dropped %llu", static_cast<unsigned long long>(d.total()));
+  if (d.total())
+    std::fprintf(out, " (samples lost: counts map full %llu, ring buffer full %llu; stacks missing: kernel walk %llu, "
+                 "user walk %llu, stack map full %llu)",
+                 static_cast<unsigned long long>(d.counts_map_full), static_cast<unsigned long long>(d.other),
+                 static_cast<unsigned long long>(d.kernel_stack_errors),
+                 static_cast<unsigned long long>(d.user_stack_errors),
+                 static_cast<unsigned long long>(d.stack_map_full));
   std::fprintf(out, "\n");
 
   for (StackKind kind : {StackKind::kOnCpu, StackKind::kOffCpu}) {
@@ -79,7 +81,8 @@ void print_interval(std::FILE* out, const Interval& interval, unsigned top, doub
   std::fflush(out);
 }
 
-std::vector<std::string> write_outputs(const std::string& dir, const StackTotals& totals, const RecordInfo& info) {
+std::vector<std::string> write_outputs(const std::string& dir, const StackTotals& totals, const RecordInfo& info,
+                                       bool final) {
   std::vector<std::string> written;
   std::vector<StackSample> stacks = totals.stacks();
   StacksFileMeta meta;
@@ -96,12 +99,41 @@ std::vector<std::string> write_outputs(const std::string& dir, const StackTotals
     written.push_back(dir + "/" + name);
   };
   put("stacks.json", stacks_to_json(stacks, meta).dump(1) + "\n");
-  if (info.on_cpu) put("oncpu.folded", flamegraph::folded_to_string(to_folded(stacks, FoldedWeight::kSamples)));
+  char when[96];
+  std::snprintf(when, sizeof when, "%s, %.1f s", info.started_at.c_str(), info.elapsed_s);
+  auto graph = [&](const std::string& name, const std::vector<flamegraph::FoldedStack>& folded, const char* title,
+                   const std::string& what, const char* units, flamegraph::Palette palette) {
+    if (!final) return;
+    flamegraph::SvgOptions o;
+    o.title = title;
+    o.subtitle = what + ", " + info.targets + ", " + when;
+    o.units = units;
+    o.palette = palette;
+    put(name, flamegraph::render_svg(folded, o));
+  };
+  if (info.on_cpu) {
+    auto folded = to_folded(stacks, FoldedWeight::kSamples);
+    put("oncpu.folded", flamegraph::folded_to_string(folded));
+    graph("oncpu.svg", folded, "On-CPU", "samples at " + std::to_string(info.hz) + " Hz (" + info.event_name + ")",
+          "samples", flamegraph::Palette::kHot);
+  }
   if (info.off_cpu) {
-    put("offcpu.folded", flamegraph::folded_to_string(to_folded(stacks, FoldedWeight::kOffCpuMicros)));
-    if (info.on_cpu && info.hz > 0)
-      put("wall.folded",
-          flamegraph::folded_to_string(to_folded(stacks, FoldedWeight::kWallMicros, 1e6 / info.hz)));
+    auto folded = to_folded(stacks, FoldedWeight::kOffCpuMicros);
+    put("offcpu.folded", flamegraph::folded_to_string(folded));
+    graph("offcpu.svg", folded, "Off-CPU", "time blocked", "us", flamegraph::Palette::kCool);
+    if (info.on_cpu && info.hz > 0) {
+      auto wall = to_folded(stacks, FoldedWeight::kWallMicros, 1e6 / info.hz);
+      put("wall.folded", flamegraph::folded_to_string(wall));
+      graph("wall.svg", wall, "Wall clock", "on-CPU samples as time, plus time blocked", "us",
+            flamegraph::Palette::kHot);
+    }
+  }
+  if (final && !stacks.empty()) {
+    flamegraph::PprofOptions p;
+    if (info.hz) p.period = 1'000'000'000 / info.hz;
+    p.duration_nanos = static_cast<int64_t>(info.elapsed_s * 1e9);
+    flamegraph::write_pprof(dir + "/profile.pb.gz", stacks, p);
+    written.push_back(dir + "/profile.pb.gz");
   }
   return written;
 }

@@ -20,6 +20,7 @@ struct RecordInfo {
   uint64_t intervals = 0;
   unsigned hz = 0;
   std::string event_name;
+  std::string targets;  // "every process", "pid 1234", "'./server' and its children"
   bool on_cpu = true;
   bool off_cpu = true;
   uint64_t stale_thread_entries = 0;
@@ -31,7 +32,11 @@ struct RecordInfo {
 void print_interval(std::FILE* out, const Interval& interval, unsigned top, double elapsed_s);
 
 // Rewrites every output file from the totals; returns the paths written.
-std::vector<std::string> write_outputs(const std::string& dir, const StackTotals& totals, const RecordInfo& info);
+// The flame graphs (oncpu.svg, offcpu.svg, wall.svg) and the pprof profile
+// (profile.pb.gz) are drawn only when `final`: rendering every interval
+// would cost more than the sampling itself.
+std::vector<std::string> write_outputs(const std::string& dir, const StackTotals& totals, const RecordInfo& info,
+                                       bool final);
 
 std::string iso8601_now();
 

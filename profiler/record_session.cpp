@@ -10,10 +10,17 @@
 #include <chrono>
 #include <cstdio>
 #include <memory>
+#include <map>
 #include <optional>
 
 #include "profiler/bpf_handles.h"
+#include "profiler/cgroup_members.h"
 #include "profiler/command_launcher.h"
+#include "profiler/load_monitor.h"
+#include "profiler/load_series_writer.h"
+#include "profiler/load_summary.h"
+#include "profiler/load_threshold.h"
+#include "profiler/process_series_writer.h"
 #include "profiler/offcpu_sampler.h"
 #include "profiler/oncpu_sampler.h"
 #include "profiler/process_tracker.h"
@@ -21,6 +28,7 @@
 #include "profiler/stack_copies.h"
 #include "profiler/stack_resolver.h"
 #include "profiler/stack_totals.h"
+#include "recording/atomic_file.h"
 #include "recording/error.h"
 #include "symbolizer/symbolizer.h"
 
@@ -83,9 +91,13 @@ int run_record(RecordOptions options) {
   prepare_output_dir(options.output_dir);
   StopSignals signals;
 
+  std::optional<load::CgroupMembers> cgroup;
+  if (!options.cgroup.empty()) cgroup.emplace(options.cgroup);
+  std::optional<load::LoadThreshold> threshold;
+  if (!options.load_threshold.empty()) threshold = load::LoadThreshold::parse(options.load_threshold);
   std::optional<CommandLauncher> command;
   if (!options.command.empty()) command.emplace(options.command);
-  bool filter = command.has_value() || !options.pids.empty();
+  bool filter = command.has_value() || !options.pids.empty() || cgroup.has_value();
 
   symbolizer::Symbolizer symbolizer;
   ProcessTracker::Options tracker_options;
@@ -118,6 +130,18 @@ int run_record(RecordOptions options) {
     copies = std::make_unique<StackCopies>(tracker.stack_samples_fd(), offcpu ? offcpu->stacks_fd() : -1, symbolizer);
   UnwindReport unwind_totals;
   for (uint32_t pid : options.pids) tracker.add_target(pid);
+  // The cgroup's members, kept in the pid filter; processes they start are
+  // followed by the fork handler between two refreshes.
+  std::vector<uint32_t> cgroup_tgids;
+  auto sync_cgroup = [&] {
+    if (!cgroup) return;
+    load::CgroupMembers::Members m = cgroup->list();
+    load::IdChanges changes = load::id_changes(cgroup_tgids, m.tgids);
+    for (uint32_t tgid : changes.added) tracker.add_target(tgid);
+    for (uint32_t tgid : changes.removed) tracker.remove_target(tgid);
+    cgroup_tgids = std::move(m.tgids);
+  };
+  sync_cgroup();
   if (command) {
     tracker.add_target(static_cast<uint32_t>(command->pid()));
     command->start();
@@ -128,6 +152,15 @@ int run_record(RecordOptions options) {
   info.hz = options.hz;
   info.event_name = oncpu ? oncpu->event_name() : "";
   info.on_cpu = options.on_cpu;
+  if (command)
+    info.targets = "'" + options.command[0] + "' and its children";
+  else if (!options.pids.empty()) {
+    info.targets = options.pids.size() == 1 ? "pid" : "pids";
+    for (size_t i = 0; i < options.pids.size(); ++i) info.targets += (i ? "," : " ") + std::to_string(options.pids[i]);
+  } else if (cgroup) {
+    info.targets = "cgroup " + cgroup->path();
+  } else
+    info.targets = "every process";
   info.off_cpu = options.off_cpu;
   std::FILE* report = options.quiet ? nullptr : stdout;
   if (report) {
@@ -146,6 +179,10 @@ int run_record(RecordOptions options) {
 
   StackResolver resolver(symbolizer, tracker);
   StackTotals totals;
+  StackTotals spike_totals;  // the intervals above --load-threshold
+  load::LoadMonitor load_monitor;
+  load::LoadSeriesWriter series(options.output_dir + "/series.csv");
+  load::ProcessSeriesWriter process_series(options.output_dir + "/processes.csv");
   auto start = Clock::now();
   auto interval = std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(options.interval_s));
   auto next_drain = start + interval;
@@ -156,7 +193,7 @@ int run_record(RecordOptions options) {
   int64_t interval_start_ns =
       std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
 
-  auto drain = [&]() {
+  auto drain = [&](bool final) {
     tracker.consume_events();
     Interval iv;
     iv.index = index++;
@@ -209,9 +246,46 @@ int run_record(RecordOptions options) {
     totals.drops += iv.drops;
     double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
     if (report) print_interval(report, iv, options.top, elapsed);
+
+    // The machine's load over the interval, and each process's share of it.
+    load::LoadSnapshot load = load_monitor.sample();
+    bool spike = threshold && threshold->exceeded(load);
+    if (report) {
+      std::fprintf(report, "  %s\n", load::format_load_summary(load).c_str());
+      if (spike) std::fprintf(report, "  load above threshold: %s\n", threshold->explain(load).c_str());
+    }
+    if (spike) spike_totals.add(iv.stacks);
+    std::vector<load::NamedValue> extra = {{"oncpu_samples", 0}, {"offcpu_ms", 0}, {"load_spike", spike ? 1.0 : 0.0}};
+    std::map<uint32_t, load::ProcessLoadRow> per_process;
+    for (const StackSample& s : iv.stacks) {
+      load::ProcessLoadRow& row = per_process[s.tgid];
+      row.interval = iv.index;
+      row.tgid = s.tgid;
+      row.comm = s.process_name;
+      if (s.kind == StackKind::kOnCpu) {
+        row.oncpu_samples += s.count;
+        extra[0].value += static_cast<double>(s.count);
+      } else {
+        double ms = static_cast<double>(s.off_ns) / 1e6;
+        extra[1].value += ms;
+        if (s.off_state == OffCpuState::kRunning) row.off_ms_running += ms;
+        else if (s.off_state == OffCpuState::kInterruptible) row.off_ms_interruptible += ms;
+        else if (s.off_state == OffCpuState::kUninterruptible) row.off_ms_uninterruptible += ms;
+      }
+    }
+    std::vector<load::ProcessLoadRow> rows;
+    for (auto& [tgid, row] : per_process) {
+      row.oncpu_share = extra[0].value > 0 ? static_cast<double>(row.oncpu_samples) / extra[0].value : 0;
+      rows.push_back(std::move(row));
+    }
+    series.append(load, extra);
+    process_series.append(rows);
+    if (threshold)
+      write_file_atomically(options.output_dir + "/load-spikes.folded",
+                            flamegraph::folded_to_string(to_folded(spike_totals.stacks(), FoldedWeight::kSamples)));
     info.elapsed_s = elapsed;
     info.intervals = index;
-    write_outputs(options.output_dir, totals, info);
+    write_outputs(options.output_dir, totals, info, final);
   };
 
   const char* stop_reason = nullptr;
@@ -225,6 +299,7 @@ int run_record(RecordOptions options) {
     ::poll(fds, 2, timeout_ms);
     tracker.consume_events();
     if (copies) copies->consume();
+    sync_cgroup();
     bool child_changed = false;
     if (int sig = signals.read(child_changed)) stop_reason = sig == SIGINT ? "interrupted" : "terminated";
     if (command && (child_changed || command->reap()) && command->reap()) stop_reason = "the command exited";
@@ -233,7 +308,7 @@ int run_record(RecordOptions options) {
     if (end && now >= *end) stop_reason = "duration reached";
     if (stop_reason) break;
     if (now >= next_drain) {
-      drain();
+      drain(false);
       next_drain += interval;
       if (next_drain < Clock::now()) next_drain = Clock::now() + interval;  // fell behind: skip, don't burst
     }
@@ -241,7 +316,7 @@ int run_record(RecordOptions options) {
   // Final interval: everything recorded since the last drain.
   if (offcpu) info.stale_thread_entries = offcpu->stale_thread_entries();
   try {
-    drain();
+    drain(true);
   } catch (const Error& e) {
     std::fprintf(stderr, "stackwatch: %s\n", e.what());
     return 1;

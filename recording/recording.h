@@ -68,17 +68,21 @@ struct StackSample {
   std::optional<std::string> label;  // anomaly label, null when normal
 };
 
-// Why samples could not be recorded; reported each interval and in stacks.json.
+// What could not be recorded; reported each interval and in stacks.json.
+// The first three lose a stack, not the sample: it is still counted (with
+// its time), under a stack that lacks the kernel or user part.
 struct DropCounters {
   uint64_t kernel_stack_errors = 0;  // bpf_get_stackid failed for the kernel stack
   uint64_t user_stack_errors = 0;    // bpf_get_stackid failed for the user stack
-  uint64_t stack_map_full = 0;       // -EEXIST/-ENOMEM from the stack map
-  uint64_t counts_map_full = 0;      // the aggregation hash was full
-  uint64_t other = 0;
+  uint64_t stack_map_full = 0;       // -EEXIST (hash collision) / -ENOMEM from the stack map
+  uint64_t counts_map_full = 0;      // the aggregation hash was full: samples lost
+  uint64_t other = 0;                // ring buffer full and the like: samples lost
 
   uint64_t total() const {
     return kernel_stack_errors + user_stack_errors + stack_map_full + counts_map_full + other;
   }
+  uint64_t lost_samples() const { return counts_map_full + other; }
+  uint64_t missing_stacks() const { return kernel_stack_errors + user_stack_errors + stack_map_full; }
   DropCounters& operator+=(const DropCounters& o);
 };
 
