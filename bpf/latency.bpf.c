@@ -5,7 +5,8 @@
  * blocked.
  *
  * lat_entry (uprobe) pushes a frame on a small per-thread stack; lat_return
- * (uretprobe) pops it and adds the call to its probe's stats. The probe id
+ * (uretprobe) pops it and adds the call to its probe's stats. User space
+ * attaches the uretprobe before the uprobe, so no entry goes unpaired. The probe id
  * is the attach cookie, so one pair of programs serves every function.
  * lat_switch (tp_btf/sched_switch) notes when a thread with active probed
  * calls leaves the CPU, in which state and under which kernel stack, and
@@ -138,10 +139,7 @@ int lat_return(struct pt_regs *ctx) {
   if (id >= SW_LAT_MAX_PROBES) return 0;
   __u32 tid = (__u32)bpf_get_current_pid_tgid();
   struct sw_lat_thread *t = bpf_map_lookup_elem(&lat_threads, &tid);
-  if (!t || t->depth == 0) {
-    count_drop(&lat_drops, SW_LAT_DROP_UNBALANCED);
-    return 0;
-  }
+  if (!t || t->depth == 0) return 0; /* its entry ran before the probes were attached */
   __u32 d = t->depth - 1;
   if (d >= SW_LAT_MAX_DEPTH) {
     t->depth = d;
@@ -157,11 +155,9 @@ int lat_return(struct pt_regs *ctx) {
       found = (int)at;
       break;
     }
-    count_drop(&lat_drops, SW_LAT_DROP_UNBALANCED);
   }
-  if (found < 0) {
-    return 0; /* an entry we never saw (attached mid-call): nothing to pop */
-  }
+  if (found < 0) return 0; /* an entry we never saw (attached mid-call): nothing to pop */
+  if ((__u32)found != d) count_drop(&lat_drops, SW_LAT_DROP_UNBALANCED);
   t->depth = (__u32)found;
   struct sw_lat_frame *f = &t->frames[found & (SW_LAT_MAX_DEPTH - 1)];
   struct sw_lat_stats *s = bpf_map_lookup_elem(&lat_stats, &id);
@@ -179,13 +175,17 @@ int lat_return(struct pt_regs *ctx) {
 
   __sync_fetch_and_add(&s->count, 1);
   __sync_fetch_and_add(&s->sum_ns, lat);
-  __sync_fetch_and_add(&s->oncpu_ns, on);
+  __sync_fetch_and_add(&s->oncpu_ns, lat - off);
+  __sync_fetch_and_add(&s->runtime_ns, on);
   __sync_fetch_and_add(&s->sleep_ns, f->sleep_ns);
   __sync_fetch_and_add(&s->runqueue_ns, f->runqueue_ns);
   __sync_fetch_and_add(&s->nvcsw, BPF_CORE_READ(task, nvcsw) - f->start_nvcsw);
   __sync_fetch_and_add(&s->nivcsw, BPF_CORE_READ(task, nivcsw) - f->start_nivcsw);
   if (lat > s->max_ns) s->max_ns = lat; /* racy between CPUs; a lost max is another call's */
-  __u32 b = sw_lat_bucket_of(lat, log2_u64(lat));
+  /* 64-bit and behind a barrier: the verifier must see the bound check on
+   * the very register used as the index. */
+  __u64 b = sw_lat_bucket_of(lat, log2_u64(lat));
+  asm volatile("" : "+r"(b));
   if (b < SW_LAT_BUCKETS) __sync_fetch_and_add(&s->hist[b], 1);
   return 0;
 }

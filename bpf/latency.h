@@ -42,7 +42,10 @@ struct sw_lat_stats {
   __u64 count;       /* completed calls */
   __u64 sum_ns;      /* summed latency */
   __u64 max_ns;
-  __u64 oncpu_ns;    /* summed task->se.sum_exec_runtime deltas, clamped per call */
+  __u64 oncpu_ns;    /* latency minus the time seen off the CPU (exact, from sched_switch) */
+  __u64 runtime_ns;  /* task->se.sum_exec_runtime deltas, clamped per call: the
+                      * task's own accounting, which lags by up to a tick while the
+                      * task runs, so it is a cross-check for long calls only */
   __u64 sleep_ns;    /* off CPU, sleeping (interruptible / uninterruptible) */
   __u64 runqueue_ns; /* off CPU, runnable (preempted) */
   __u64 nvcsw;       /* voluntary context switches during calls */

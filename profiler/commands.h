@@ -15,5 +15,6 @@ void register_symbolize_command(CLI::App& app);
 void register_detect_command(CLI::App& app);
 void register_localize_command(CLI::App& app);
 void register_flamegraph_command(CLI::App& app);
+void register_probe_command(CLI::App& app);
 
 }  // namespace stackwatch::cli

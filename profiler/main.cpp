@@ -16,6 +16,9 @@ int main(int argc, char** argv) {
   stackwatch::cli::register_detect_command(app);
   stackwatch::cli::register_localize_command(app);
   stackwatch::cli::register_flamegraph_command(app);
+#ifdef STACKWATCH_HAVE_PROBE_COMMAND  // BPF builds only (profiler/record.cmake)
+  stackwatch::cli::register_probe_command(app);
+#endif
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -2,6 +2,7 @@
 add_library(stackwatch_profiler STATIC
   command_launcher.cpp
   libbpf_logger.cpp
+  live_localizer.cpp
   map_drain.cpp
   offcpu_sampler.cpp
   oncpu_sampler.cpp
@@ -17,16 +18,8 @@ add_library(stackwatch_profiler STATIC
   uprobe_target.cpp
   latency_probes.cpp
   probe_command.cpp)
-target_link_libraries(stackwatch_profiler PUBLIC stackwatch_recording stackwatch_symbolizer stackwatch_unwinder stackwatch_flamegraph
+target_link_libraries(stackwatch_profiler PUBLIC stackwatch_recording stackwatch_load stackwatch_localizer stackwatch_symbolizer stackwatch_unwinder stackwatch_flamegraph
                       stackwatch_bpf CLI11::CLI11)
 add_dependencies(stackwatch_profiler oncpu_skel proc_skel offcpu_skel latency_skel)
-# The localizer (call graph, ranking, hints; localize/localizer.cmake) for
-# `stackwatch localize` and the record loop.
-if(NOT TARGET stackwatch_localizer)
-  include(${CMAKE_SOURCE_DIR}/localize/localizer.cmake)
-endif()
-target_compile_definitions(stackwatch_localizer INTERFACE STACKWATCH_HAVE_LOCALIZER)
-target_link_libraries(stackwatch_commands PUBLIC stackwatch_localizer)
-target_link_libraries(stackwatch_profiler PUBLIC stackwatch_localizer)
 # `stackwatch probe` (probe_command.cpp) exists only where BPF is built.
 set_property(DIRECTORY APPEND PROPERTY COMPILE_DEFINITIONS STACKWATCH_HAVE_PROBE_COMMAND)

@@ -34,6 +34,12 @@ void register_record_command(CLI::App& app) {
   cmd->add_option("--min-block-us", options->min_block_us, "Off-CPU: ignore blocks shorter than this (microseconds)")
       ->default_val(1000);
   cmd->add_flag("-q,--quiet", options->quiet, "Print nothing per interval");
+  auto no_detect = std::make_shared<bool>(false), no_probes = std::make_shared<bool>(false);
+  cmd->add_flag("--no-detect", *no_detect, "Do not run the anomaly detector and localizer");
+  cmd->add_flag("--no-probes", *no_probes, "Localize without attaching latency probes to the suspects");
+  cmd->add_option("--probe-seconds", options->probe_seconds, "How long latency probes stay attached at most")
+      ->default_val(10.0)
+      ->check(CLI::Range(0.1, 3600.0));
   auto call_graph = std::make_shared<std::string>("dwarf");
   cmd->add_option("--call-graph", *call_graph,
                   "User stacks: dwarf (copy the stack, unwind with .eh_frame: complete without frame pointers) "
@@ -49,7 +55,9 @@ void register_record_command(CLI::App& app) {
       "  stackwatch record -d 10                      # every process, 10 s\n"
       "  stackwatch record -p 1234 -F 99 -i 1         # one process, 99 Hz, report every second\n"
       "  stackwatch record -o out -- ./myserver --port 8080");
-  cmd->callback([options, pid_list, only_on, only_off, call_graph] {
+  cmd->callback([options, pid_list, only_on, only_off, call_graph, no_detect, no_probes] {
+    options->detect = !*no_detect;
+    options->probes = !*no_probes;
     options->dwarf = *call_graph == "dwarf";
     for (const std::string& p : *pid_list) {
       try {

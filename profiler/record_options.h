@@ -23,6 +23,9 @@ struct RecordOptions {
   bool dwarf = true;                     // --call-graph dwarf (default) or fp
   std::string cgroup;                    // -G: record the processes of this cgroup
   std::string load_threshold;            // --load-threshold: keep the stacks of busy intervals
+  bool detect = true;                    // anomaly detection and localization
+  bool probes = true;                    // latency probes on suspects
+  double probe_seconds = 10;             // how long probes stay attached at most
   bool quiet = false;
   std::vector<std::string> command;      // -- COMMAND ARGS...
 };

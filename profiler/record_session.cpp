@@ -20,6 +20,10 @@
 #include "profiler/load_series_writer.h"
 #include "profiler/load_summary.h"
 #include "profiler/load_threshold.h"
+#include "profiler/live_localizer.h"
+#include "localize/interval_log.h"
+#include "localize/interval_monitor.h"
+#include "localize/json_lines.h"
 #include "profiler/process_series_writer.h"
 #include "profiler/offcpu_sampler.h"
 #include "profiler/oncpu_sampler.h"
@@ -183,6 +187,19 @@ int run_record(RecordOptions options) {
   load::LoadMonitor load_monitor;
   load::LoadSeriesWriter series(options.output_dir + "/series.csv");
   load::ProcessSeriesWriter process_series(options.output_dir + "/processes.csv");
+  // The detector learns from the first interval on; the interval log must
+  // start with it (a stack's frames are logged when the monitor first sees it).
+  std::optional<localize::IntervalMonitor> monitor;
+  std::optional<localize::IntervalLogWriter> interval_log;
+  std::optional<localize::JsonLinesWriter> anomaly_log;
+  std::optional<LiveLocalizer> localizer;
+  if (options.detect) {
+    monitor.emplace();
+    interval_log.emplace(options.output_dir + "/intervals.jsonl");
+    anomaly_log.emplace(options.output_dir + "/anomalies.jsonl");
+    localizer.emplace(LiveLocalizer::Options{options.output_dir, static_cast<double>(options.hz), options.probes,
+                                             options.probe_seconds, options.quiet ? nullptr : stdout});
+  }
   auto start = Clock::now();
   auto interval = std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(options.interval_s));
   auto next_drain = start + interval;
@@ -242,13 +259,25 @@ int run_record(RecordOptions options) {
     iv.stacks = resolver.resolve(raw);
     for (uint32_t tgid : tracker.after_drain())
       if (copies) copies->forget_process(tgid);
-    totals.add(iv.stacks);
     totals.drops += iv.drops;
     double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
-    if (report) print_interval(report, iv, options.top, elapsed);
-
     // The machine's load over the interval, and each process's share of it.
     load::LoadSnapshot load = load_monitor.sample();
+    std::vector<localize::Anomaly> anomalies;
+    if (monitor) {
+      std::map<std::string, double> load_values;
+      for (const auto& v : load.values) load_values[v.name] = v.value;
+      localize::IntervalRecord record;
+      anomalies = monitor->observe(iv, load_values, &record);
+      interval_log->append(record);
+      for (const auto& a : anomalies) anomaly_log->append(localize::anomaly_to_json(a));
+    }
+    if (report) print_interval(report, iv, options.top, elapsed);
+    for (const auto& a : anomalies)
+      if (report) std::fprintf(report, "  ANOMALY %s\n", a.description.c_str());
+    totals.add(iv.stacks);  // with the detector's labels
+    if (localizer)
+      localizer->on_interval(iv, static_cast<double>(iv.end_unix_ns - iv.start_unix_ns) / 1e9, anomalies);
     bool spike = threshold && threshold->exceeded(load);
     if (report) {
       std::fprintf(report, "  %s\n", load::format_load_summary(load).c_str());
@@ -317,6 +346,7 @@ int run_record(RecordOptions options) {
   if (offcpu) info.stale_thread_entries = offcpu->stale_thread_entries();
   try {
     drain(true);
+    if (localizer) localizer->finish();
   } catch (const Error& e) {
     std::fprintf(stderr, "stackwatch: %s\n", e.what());
     return 1;

@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <map>
 
+#include "localize/interval_monitor.h"
+
 namespace stackwatch::profiler {
 
 std::string stack_identity(const StackSample& s) {
@@ -33,7 +35,7 @@ void StackTotals::add(const std::vector<StackSample>& interval_stacks) {
       StackSample& t = stacks_[it->second];
       t.count += s.count;
       t.off_ns += s.off_ns;
-      if (s.label) t.label = s.label;
+      if (s.label) localize::add_label(t.label, *s.label);
     }
   }
 }

@@ -1,14 +1,30 @@
 // symbolizer: addresses -> frames (function, inlined chain, file:line, module,
 // build-id, offset). libdw/libelf for user code, /proc/kallsyms for the
-// kernel. No BPF here: usable and testable without privileges.
+// kernel. No BPF here: usable and testable without privileges. It does not
+// unwind stacks and does not decide which addresses are return addresses.
 //
 // Two phases, as in blazesym: normalize (pid, address -> module file, file
 // offset, build-id, using the mappings captured when the pid was first seen)
 // then symbolize (module, offset -> frames). Modules are parsed once and
 // cached per build-id (or path+dev+inode+size+mtime), shared by every process
-// that maps them, with an LRU bound.
+// that maps them, with an LRU bound. Two files with one build-id are taken
+// to be the same code: the first one parsed answers for both.
 //
-// Thread safety: a Symbolizer is single-threaded; use one per thread.
+// Where names and lines come from, per module: DWARF (in the binary, else the
+// debug file under debug_root/.build-id/xx/rest.debug, else the one named by
+// .gnu_debuglink) through a per-module index of address ranges built once;
+// the containing function's name from the binary's own symbol table when a
+// symbol covers the address (as llvm-symbolizer does); without DWARF, the
+// symbol tables, bounded by .eh_frame so a stripped binary's static function
+// is reported unnamed rather than as its exported neighbour. The vDSO is read
+// from the process's memory; JIT code from /tmp/perf-PID.map.
+//
+// Thread safety: none. A Symbolizer (and everything it returns references
+// to) must be used by one thread at a time; use one per thread, or a lock.
+// Distinct Symbolizers share nothing and may run in parallel.
+//
+// Memory: a remembered process keeps its snapshot (mappings, an fd per
+// mapped executable file, its vDSO image) until forget_process().
 #pragma once
 
 #include <cstdint>
@@ -51,7 +67,9 @@ class Kallsyms {
  public:
   static Kallsyms parse(std::string_view text);
   static Kallsyms load(const std::string& path = "/proc/kallsyms");
-  // The symbol containing address (nearest preceding), or nullptr.
+  // The symbol containing address (nearest preceding; of several names at
+  // one address the first listed), or nullptr before the first symbol, when
+  // addresses are hidden, or 1 MiB or more past the nearest symbol.
   const KernelSymbol* find(uint64_t address) const;
   size_t size() const { return symbols_.size(); }
   // False when kptr_restrict hides addresses (all zero).
@@ -70,6 +88,7 @@ struct Options {
   std::string proc_root = "/proc";  // overridable for tests
   std::string kallsyms_path = "/proc/kallsyms";
   std::string debug_root = "/usr/lib/debug";  // build-id and debuglink search
+  std::string perf_map_dir = "/tmp";          // where JITs write perf-PID.map
 };
 
 class Symbolizer {
@@ -86,6 +105,9 @@ class Symbolizer {
   bool remember_process(uint32_t pid);
   void forget_process(uint32_t pid);
   bool knows_process(uint32_t pid) const;
+  // The mappings captured by the last remember_process(pid) (empty if none),
+  // for the stack unwinder, which needs the same view of the process.
+  std::vector<Mapping> mappings(uint32_t pid) const;
 
   // Frames for one user address of pid, innermost (inlined) first, the
   // containing function last. Never empty: an address that cannot be named
@@ -98,8 +120,13 @@ class Symbolizer {
   std::vector<Frame> symbolize_kernel(uint64_t address);
 
   // An address in an ELF file as addr2line takes it (a virtual address of
-  // the file, e.g. from nm or objdump). Never empty.
+  // the file, e.g. from nm or objdump). Never empty. Throws stackwatch::Error
+  // when the file cannot be opened or is not ELF (bad input, not a per-sample
+  // failure). The file is assumed unchanged while this Symbolizer lives.
   std::vector<Frame> symbolize_file(const std::string& path, uint64_t address);
+
+  // Parsed modules currently cached (for statistics and tests).
+  size_t cached_modules() const;
 
  private:
   struct Impl;

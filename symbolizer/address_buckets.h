@@ -1,0 +1,53 @@
+// A coarse direct-mapped index over a sorted array of addresses: bucket i
+// holds the first element at or above min + (i << shift). A lookup then
+// binary-searches a handful of elements instead of the whole array, which
+// for a million line-table rows saves ~15 cache misses per address.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <utility>
+#include <vector>
+
+namespace stackwatch::symbolizer {
+
+class AddressBuckets {
+ public:
+  // keys must be sorted ascending; key(i) returns element i's address.
+  template <typename Key>
+  void build(size_t count, Key key) {
+    buckets_.clear();
+    count_ = count;
+    if (count == 0) return;
+    min_ = key(0);
+    uint64_t span = key(count - 1) - min_;
+    // About one bucket per element, at most 2^22 buckets (16 MB).
+    shift_ = 0;
+    while ((span >> shift_) > count || (span >> shift_) > (1u << 22)) ++shift_;
+    size_t n = static_cast<size_t>(span >> shift_) + 2;
+    buckets_.resize(n);
+    size_t i = 0;
+    for (size_t b = 0; b < n; ++b) {
+      uint64_t start = min_ + (static_cast<uint64_t>(b) << shift_);
+      while (i < count && key(i) < start) ++i;
+      buckets_[b] = static_cast<uint32_t>(i);
+    }
+  }
+
+  // [lo, hi): the elements whose address lies in address's bucket; every
+  // element before lo is below address, every one from hi on is above it.
+  std::pair<size_t, size_t> window(uint64_t address) const {
+    if (buckets_.empty() || address < min_) return {0, 0};
+    uint64_t b = (address - min_) >> shift_;
+    if (b + 1 >= buckets_.size()) return {buckets_.back(), count_};
+    return {buckets_[b], buckets_[b + 1]};
+  }
+
+ private:
+  std::vector<uint32_t> buckets_;
+  uint64_t min_ = 0;
+  unsigned shift_ = 0;
+  size_t count_ = 0;
+};
+
+}  // namespace stackwatch::symbolizer

@@ -1,0 +1,190 @@
+// ElfFile: opening ELF images with libelf and reading the few facts the
+// symbolizer needs before deciding where symbols and DWARF come from.
+#include "symbolizer/elf_file.h"
+
+#include <fcntl.h>
+#include <gelf.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "recording/error.h"
+
+namespace stackwatch::symbolizer {
+namespace {
+
+void ensure_libelf() {
+  static const bool ok = elf_version(EV_CURRENT) != EV_NONE;
+  if (!ok) throw Error("libelf is too old for this build");
+}
+
+std::string to_hex(const unsigned char* data, size_t size) {
+  static const char kDigits[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(size * 2);
+  for (size_t i = 0; i < size; ++i) {
+    out.push_back(kDigits[data[i] >> 4]);
+    out.push_back(kDigits[data[i] & 15]);
+  }
+  return out;
+}
+
+// Build-id from the note sections (or PT_NOTE segments when sections are gone).
+std::string find_build_id(Elf* elf) {
+  auto scan = [](Elf_Data* data) -> std::string {
+    if (data == nullptr) return {};
+    size_t offset = 0, name_off = 0, desc_off = 0;
+    GElf_Nhdr nhdr;
+    while ((offset = gelf_getnote(data, offset, &nhdr, &name_off, &desc_off)) > 0) {
+      if (nhdr.n_type == NT_GNU_BUILD_ID && nhdr.n_namesz == 4 &&
+          std::memcmp(static_cast<char*>(data->d_buf) + name_off, "GNU", 4) == 0)
+        return to_hex(static_cast<unsigned char*>(data->d_buf) + desc_off, nhdr.n_descsz);
+    }
+    return {};
+  };
+  Elf_Scn* scn = nullptr;
+  while ((scn = elf_nextscn(elf, scn)) != nullptr) {
+    GElf_Shdr shdr;
+    if (gelf_getshdr(scn, &shdr) == nullptr || shdr.sh_type != SHT_NOTE) continue;
+    if (std::string id = scan(elf_getdata(scn, nullptr)); !id.empty()) return id;
+  }
+  size_t phnum = 0;
+  if (elf_getphdrnum(elf, &phnum) != 0) return {};
+  for (size_t i = 0; i < phnum; ++i) {
+    GElf_Phdr phdr;
+    if (gelf_getphdr(elf, static_cast<int>(i), &phdr) == nullptr || phdr.p_type != PT_NOTE) continue;
+    if (std::string id = scan(elf_getdata_rawchunk(elf, phdr.p_offset, phdr.p_filesz, ELF_T_NHDR)); !id.empty())
+      return id;
+  }
+  return {};
+}
+
+}  // namespace
+
+std::optional<uint64_t> offset_to_vaddr(const std::vector<LoadSegment>& segments, uint64_t offset) {
+  for (int pass = 0; pass < 2; ++pass) {
+    for (const LoadSegment& s : segments) {
+      if ((pass == 0) != s.executable) continue;
+      if (offset >= s.offset && offset < s.offset + s.filesz) return offset - s.offset + s.vaddr;
+    }
+  }
+  return std::nullopt;
+}
+
+std::optional<uint64_t> vaddr_to_offset(const std::vector<LoadSegment>& segments, uint64_t vaddr) {
+  for (const LoadSegment& s : segments)
+    if (vaddr >= s.vaddr && vaddr < s.vaddr + s.memsz) return vaddr - s.vaddr + s.offset;
+  return std::nullopt;
+}
+
+std::unique_ptr<ElfFile> ElfFile::open_fd(int fd, const std::string& display_path) {
+  ensure_libelf();
+  std::unique_ptr<ElfFile> f(new ElfFile());
+  f->fd_ = fd;
+  f->path_ = display_path;
+  f->elf_ = elf_begin(fd, ELF_C_READ_MMAP, nullptr);
+  if (f->elf_ == nullptr || elf_kind(f->elf_) != ELF_K_ELF)
+    throw Error(display_path + " is not an ELF file");
+  f->inspect();
+  return f;
+}
+
+std::unique_ptr<ElfFile> ElfFile::open_path(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) throw Error("cannot open " + path + ": " + std::strerror(errno));
+  return open_fd(fd, path);
+}
+
+std::unique_ptr<ElfFile> ElfFile::open_for_dwarf() const {
+  if (fd_ < 0) return nullptr;
+  int fd = ::dup(fd_);
+  if (fd < 0) return nullptr;
+  std::unique_ptr<ElfFile> f(new ElfFile());
+  f->fd_ = fd;
+  f->path_ = path_;
+  f->elf_ = elf_begin(fd, ELF_C_READ_MMAP_PRIVATE, nullptr);
+  if (f->elf_ == nullptr || elf_kind(f->elf_) != ELF_K_ELF) return nullptr;
+  size_t shstrndx = 0;
+  if (elf_getshdrstrndx(f->elf_, &shstrndx) != 0) return nullptr;
+  static const char* const kUnread[] = {".debug_loc", ".debug_loclists", ".debug_macro", ".debug_macinfo",
+                                        ".debug_pubnames", ".debug_pubtypes", ".debug_gnu_pubnames",
+                                        ".debug_gnu_pubtypes"};
+  Elf_Scn* scn = nullptr;
+  while ((scn = elf_nextscn(f->elf_, scn)) != nullptr) {
+    GElf_Shdr shdr;
+    if (gelf_getshdr(scn, &shdr) == nullptr) continue;
+    const char* name = elf_strptr(f->elf_, shstrndx, shdr.sh_name);
+    if (name == nullptr) continue;
+    for (const char* unread : kUnread) {
+      if (std::strcmp(name, unread) != 0) continue;
+      shdr.sh_type = SHT_NOBITS;
+      if (gelf_update_shdr(scn, &shdr) == 0) return nullptr;
+    }
+  }
+  return f;
+}
+
+std::unique_ptr<ElfFile> ElfFile::try_open_path(const std::string& path) {
+  try {
+    return open_path(path);
+  } catch (const Error&) {
+    return nullptr;
+  }
+}
+
+std::unique_ptr<ElfFile> ElfFile::from_memory(std::vector<char> image, const std::string& name) {
+  ensure_libelf();
+  std::unique_ptr<ElfFile> f(new ElfFile());
+  f->image_ = std::move(image);
+  f->path_ = name;
+  f->elf_ = elf_memory(f->image_.data(), f->image_.size());
+  if (f->elf_ == nullptr || elf_kind(f->elf_) != ELF_K_ELF) throw Error(name + " is not an ELF image");
+  f->inspect();
+  return f;
+}
+
+ElfFile::~ElfFile() {
+  if (elf_ != nullptr) elf_end(elf_);
+  if (fd_ >= 0) ::close(fd_);
+}
+
+void ElfFile::inspect() {
+  build_id_ = find_build_id(elf_);
+  size_t phnum = 0;
+  if (elf_getphdrnum(elf_, &phnum) == 0) {
+    for (size_t i = 0; i < phnum; ++i) {
+      GElf_Phdr phdr;
+      if (gelf_getphdr(elf_, static_cast<int>(i), &phdr) == nullptr || phdr.p_type != PT_LOAD) continue;
+      segments_.push_back({phdr.p_vaddr, phdr.p_memsz, phdr.p_offset, phdr.p_filesz, (phdr.p_flags & PF_X) != 0});
+    }
+  }
+  size_t shstrndx = 0;
+  if (elf_getshdrstrndx(elf_, &shstrndx) != 0) return;
+  Elf_Scn* scn = nullptr;
+  while ((scn = elf_nextscn(elf_, scn)) != nullptr) {
+    GElf_Shdr shdr;
+    if (gelf_getshdr(scn, &shdr) == nullptr) continue;
+    const char* name = elf_strptr(elf_, shstrndx, shdr.sh_name);
+    if (name == nullptr) continue;
+    if (shdr.sh_type == SHT_SYMTAB) has_symtab_ = true;
+    if (shdr.sh_type == SHT_NOBITS) continue;
+    if (std::strcmp(name, ".debug_info") == 0 || std::strcmp(name, ".zdebug_info") == 0) has_dwarf_ = true;
+    if (std::strcmp(name, ".gnu_debuglink") == 0) {
+      Elf_Data* data = elf_getdata(scn, nullptr);
+      if (data != nullptr && data->d_size > 0)
+        debuglink_ = std::string(static_cast<const char*>(data->d_buf), strnlen(static_cast<const char*>(data->d_buf), data->d_size));
+    }
+  }
+}
+
+std::string read_build_id(int fd) {
+  ensure_libelf();
+  Elf* elf = elf_begin(fd, ELF_C_READ_MMAP, nullptr);
+  if (elf == nullptr) return {};
+  std::string id = elf_kind(elf) == ELF_K_ELF ? find_build_id(elf) : std::string();
+  elf_end(elf);
+  return id;
+}
+
+}  // namespace stackwatch::symbolizer

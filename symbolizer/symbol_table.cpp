@@ -1,0 +1,65 @@
+// SymbolTable: one sorted vector, binary-searched per address.
+#include "symbolizer/symbol_table.h"
+
+#include <gelf.h>
+
+#include <algorithm>
+
+namespace stackwatch::symbolizer {
+
+void SymbolTable::add(const ElfFile& file, uint32_t section_type) {
+  Elf* elf = file.elf();
+  Elf_Scn* scn = nullptr;
+  while ((scn = elf_nextscn(elf, scn)) != nullptr) {
+    GElf_Shdr shdr;
+    if (gelf_getshdr(scn, &shdr) == nullptr || shdr.sh_type != section_type || shdr.sh_entsize == 0) continue;
+    Elf_Data* data = elf_getdata(scn, nullptr);
+    if (data == nullptr) continue;
+    size_t count = shdr.sh_size / shdr.sh_entsize;
+    for (size_t i = 0; i < count; ++i) {
+      GElf_Sym sym;
+      if (gelf_getsym(data, static_cast<int>(i), &sym) == nullptr) continue;
+      int type = GELF_ST_TYPE(sym.st_info);
+      if ((type != STT_FUNC && type != STT_GNU_IFUNC) || sym.st_shndx == SHN_UNDEF || sym.st_value == 0) continue;
+      const char* name = elf_strptr(elf, shdr.sh_link, sym.st_name);
+      if (name == nullptr || *name == '\0') continue;
+      symbols_.push_back({sym.st_value, sym.st_size, name, static_cast<uint32_t>(symbols_.size())});
+    }
+  }
+}
+
+void SymbolTable::finish() {
+  // At one address keep one symbol: the largest, then the last in table
+  // order, which is llvm-symbolizer's choice among aliases, so both tools
+  // print the same name for the same function.
+  std::sort(symbols_.begin(), symbols_.end(), [](const ElfSymbol& a, const ElfSymbol& b) {
+    if (a.start != b.start) return a.start < b.start;
+    if (a.size != b.size) return a.size > b.size;
+    return a.order > b.order;
+  });
+  symbols_.erase(std::unique(symbols_.begin(), symbols_.end(),
+                             [](const ElfSymbol& a, const ElfSymbol& b) { return a.start == b.start; }),
+                 symbols_.end());
+  symbols_.shrink_to_fit();
+}
+
+const ElfSymbol* SymbolTable::find_sized(uint64_t vaddr) const {
+  const ElfSymbol* s = find(vaddr);
+  return s != nullptr && s->size > 0 ? s : nullptr;
+}
+
+const ElfSymbol* SymbolTable::find(uint64_t vaddr) const {
+  auto it = std::upper_bound(symbols_.begin(), symbols_.end(), vaddr,
+                             [](uint64_t a, const ElfSymbol& s) { return a < s.start; });
+  if (it == symbols_.begin()) return nullptr;
+  const ElfSymbol* nearest = &*std::prev(it);
+  // Symbols rarely nest; look a few back for a larger one that still covers.
+  constexpr int kLookBack = 4;
+  for (int i = 0; i < kLookBack && it != symbols_.begin(); ++i) {
+    --it;
+    if (it->size > 0 && vaddr < it->start + it->size) return &*it;
+  }
+  return nearest->size == 0 ? nearest : nullptr;
+}
+
+}  // namespace stackwatch::symbolizer

@@ -1,0 +1,40 @@
+// The function symbols of an ELF module (.symtab, else .dynsym), sorted by
+// address. Names point into the ElfFile's string tables, so a SymbolTable must
+// not outlive the ElfFiles it was built from.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "symbolizer/elf_file.h"
+
+namespace stackwatch::symbolizer {
+
+struct ElfSymbol {
+  uint64_t start = 0;
+  uint64_t size = 0;
+  const char* name = nullptr;
+  uint32_t order = 0;  // position in the tables as added: the later alias wins
+};
+
+class SymbolTable {
+ public:
+  // Adds the STT_FUNC / STT_GNU_IFUNC symbols of the SHT_SYMTAB or SHT_DYNSYM
+  // sections of file. Call finish() after the last add.
+  void add(const ElfFile& file, uint32_t section_type);
+  void finish();
+
+  // The sized symbol covering vaddr, or nullptr.
+  const ElfSymbol* find_sized(uint64_t vaddr) const;
+  // The sized symbol covering vaddr, else the nearest preceding sizeless one
+  // (the caller must check its bounds some other way), else nullptr.
+  const ElfSymbol* find(uint64_t vaddr) const;
+  size_t size() const { return symbols_.size(); }
+  // Position of a symbol returned by find(), for per-symbol caches.
+  size_t index_of(const ElfSymbol* symbol) const { return static_cast<size_t>(symbol - symbols_.data()); }
+
+ private:
+  std::vector<ElfSymbol> symbols_;
+};
+
+}  // namespace stackwatch::symbolizer

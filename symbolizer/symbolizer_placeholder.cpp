@@ -1,2 +1,0 @@
-// Placeholder until the symbolizer lands.
-#include "symbolizer/symbolizer.h"
