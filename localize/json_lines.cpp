@@ -13,7 +13,12 @@
 namespace stackwatch::localize {
 
 JsonLinesWriter::JsonLinesWriter(const std::string& path) : path_(path) {
-  fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0644);
+  // A new file, never an existing one: whatever sits at the name (an old
+  // log, or a symlink someone planted to make root truncate another file)
+  // is unlinked, and O_EXCL | O_NOFOLLOW refuse anything planted meanwhile.
+  if (::unlink(path.c_str()) != 0 && errno != ENOENT)
+    throw Error("cannot replace " + path + ": " + std::strerror(errno));
+  fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_APPEND | O_CLOEXEC, 0644);
   if (fd_ < 0) throw Error("cannot create " + path + ": " + std::strerror(errno));
 }
 

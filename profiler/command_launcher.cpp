@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <sstream>
 
 #include "recording/error.h"
@@ -33,10 +34,31 @@ std::string find_in_path(const std::string& program) {
   return "";
 }
 
+// As root, COMMAND runs as root: refuse one that another user could have
+// replaced, i.e. writable by group or others, or reached through such a
+// directory without the sticky bit (the check of sudo and sshd's StrictModes).
+static void check_replaceable_by_others(const std::string& program) {
+  std::error_code ec;
+  std::filesystem::path path = std::filesystem::weakly_canonical(program, ec);
+  if (ec) path = program;
+  for (std::filesystem::path p = path;; p = p.parent_path()) {
+    struct stat st {};
+    if (::stat(p.c_str(), &st) == 0) {
+      bool writable = st.st_mode & (S_IWGRP | S_IWOTH);
+      bool sticky_dir = S_ISDIR(st.st_mode) && (st.st_mode & S_ISVTX);
+      if ((writable && !sticky_dir) || (st.st_uid != 0 && p == path))
+        throw Error("refusing to run " + program + " as root: " + p.string() +
+                    (st.st_uid != 0 && p == path ? " is owned by another user" : " is writable by other users"));
+    }
+    if (p == p.parent_path() || p.empty()) break;
+  }
+}
+
 CommandLauncher::CommandLauncher(const std::vector<std::string>& argv) {
   if (argv.empty()) throw Error("no COMMAND given after --");
-  if (find_in_path(argv[0]).empty())
-    throw Error("cannot run '" + argv[0] + "': no such executable file (not found in PATH)");
+  std::string program = find_in_path(argv[0]);
+  if (program.empty()) throw Error("cannot run '" + argv[0] + "': no such executable file (not found in PATH)");
+  if (geteuid() == 0) check_replaceable_by_others(program);
   int gate[2], err[2];
   if (pipe2(gate, O_CLOEXEC) != 0) throw Error(std::string("cannot create a pipe: ") + std::strerror(errno));
   if (pipe2(err, O_CLOEXEC) != 0) {

@@ -71,12 +71,13 @@ void prepare_output_dir(const std::string& dir) {
   std::filesystem::create_directories(dir, ec);
   if (ec) throw Error("cannot create output directory " + dir + ": " + ec.message());
   if (!std::filesystem::is_directory(dir)) throw Error("output path " + dir + " is not a directory");
-  std::string probe = dir + "/.stackwatch-write-test." + std::to_string(getpid());
-  {
-    std::ofstream f(probe);
-    if (!f) throw Error("cannot write to output directory " + dir + ": " + std::strerror(errno));
-  }
-  std::filesystem::remove(probe, ec);
+  // A random name created with O_EXCL (mkstemp): a symlink planted at a
+  // predictable name cannot make root create or truncate another file.
+  std::string probe = dir + "/.stackwatch-write-test.XXXXXX";
+  int fd = mkstemp(probe.data());
+  if (fd < 0) throw Error("cannot write to output directory " + dir + ": " + std::strerror(errno));
+  ::close(fd);
+  ::unlink(probe.c_str());
 }
 
 }  // namespace stackwatch::profiler

@@ -4,6 +4,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/signalfd.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -90,6 +91,9 @@ bool any_alive(const std::vector<uint32_t>& pids) {
 
 int run_record(RecordOptions options) {
   install_libbpf_logger();
+  // Whatever umask stackwatch was started with (a root shell's may be 0),
+  // nothing it creates is writable by other users.
+  ::umask(::umask(0) | 022);
   check_privileges();
   validate(options);
   prepare_output_dir(options.output_dir);

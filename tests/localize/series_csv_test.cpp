@@ -61,7 +61,9 @@ TEST(SeriesCsv, BadRowsNameTheLine) {
   EXPECT_EQ(error_of("timestamp,value\n1,2,3\n"), "s.csv:2: expected 2 fields as in the header, found 3");
   EXPECT_EQ(error_of("timestamp,value\nnoon,2\n"),
             "s.csv:2: column \"timestamp\": \"noon\" is not a timestamp (ISO 8601 or epoch seconds)");
-  EXPECT_EQ(error_of("timestamp,value\n1,nan\n"), "s.csv:2: column \"value\": \"nan\" is not a finite number");
+  EXPECT_EQ(error_of("timestamp,value\n1,inf\n"), "s.csv:2: column \"value\": \"inf\" is not a finite number");
+  // "nan" is a gap (series.csv writes it for a value it could not measure), not an error.
+  EXPECT_EQ(error_of("timestamp,value\n1,nan\n"), "");
   EXPECT_EQ(error_of(""), "s.csv: empty file, expected a header row");
 }
 
