@@ -16,7 +16,8 @@ std::string escape_frame(std::string_view name) {
     if (c == ';') c = ':';
     else if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = ' ';
   }
-  if (out.empty()) out = "[unknown]";
+  // A name of nothing but blanks would leave a line the parser cannot split.
+  if (out.find_first_not_of(' ') == std::string::npos) out = "[unknown]";
   return out;
 }
 
@@ -57,7 +58,9 @@ std::vector<FoldedStack> parse_folded(std::istream& in) {
     auto [ptr, ec] = std::from_chars(num.data(), num.data() + num.size(), s.weight);
     if (ec != std::errc() || ptr != num.data() + num.size()) {
       auto [p2, ec2] = std::from_chars(num.data(), num.data() + num.size(), w);
-      if (ec2 != std::errc() || p2 != num.data() + num.size() || w < 0)
+      // The range check also keeps NaN, infinities and 1e30 away from the
+      // cast below, which would be undefined for them.
+      if (ec2 != std::errc() || p2 != num.data() + num.size() || !(w >= 0 && w < 18446744073709551616.0))
         throw Error("line " + std::to_string(lineno) + ": bad weight \"" + std::string(num) + "\"");
       s.weight = static_cast<uint64_t>(w);
     }

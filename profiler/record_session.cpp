@@ -27,6 +27,7 @@
 #include "localize/json_lines.h"
 #include "profiler/process_series_writer.h"
 #include "profiler/offcpu_sampler.h"
+#include "profiler/perf_events.h"
 #include "profiler/oncpu_sampler.h"
 #include "profiler/process_tracker.h"
 #include "profiler/record_outputs.h"
@@ -111,8 +112,15 @@ int run_record(RecordOptions options) {
   ProcessTracker::Options tracker_options;
   tracker_options.filter_targets = filter;
   tracker_options.follow_children = command.has_value() || options.children;
-  // Room for about 0.5 s of 999 Hz samples on 8 CPUs between two reads.
-  if (options.dwarf) tracker_options.stack_samples_bytes = 64u << 20;
+  // Stack copies are ~17 KiB each and the ring is read every 100 ms: room
+  // for half a second of on-CPU samples at -F on every CPU, at least 8 MiB
+  // for the off-CPU copies (the whole ring ends up resident: keep it small).
+  if (options.dwarf) {
+    double per_half_second = options.hz * 0.5 * static_cast<double>(online_cpus().size()) * sizeof(sw_stack_sample);
+    uint32_t bytes = 8u << 20;
+    while (bytes < per_half_second && bytes < (256u << 20)) bytes <<= 1;
+    tracker_options.stack_samples_bytes = bytes;
+  }
   ProcessTracker tracker(tracker_options, symbolizer);
 
   std::unique_ptr<OnCpuSampler> oncpu;

@@ -31,19 +31,57 @@ static json frame_to_json(const Frame& f) {
   return j;
 }
 
+// Typed field readers: a field of the wrong type is malformed input (an
+// Error naming the key), never an escaping json::type_error, and numbers
+// beyond the target type are rejected rather than cast (undefined).
+static uint64_t u64_field(const json& j, const char* key, uint64_t fallback = 0) {
+  auto it = j.find(key);
+  if (it == j.end() || it->is_null()) return fallback;
+  if (it->is_number_unsigned()) return it->get<uint64_t>();
+  if (it->is_number_integer() && it->get<int64_t>() >= 0) return static_cast<uint64_t>(it->get<int64_t>());
+  throw Error(std::string("stacks.json: \"") + key + "\" is not a non-negative integer");
+}
+
+static uint32_t u32_field(const json& j, const char* key) {
+  uint64_t v = u64_field(j, key);
+  if (v > UINT32_MAX) throw Error(std::string("stacks.json: \"") + key + "\" is out of range");
+  return static_cast<uint32_t>(v);
+}
+
+static std::string str_field(const json& j, const char* key) {
+  auto it = j.find(key);
+  if (it == j.end() || it->is_null()) return {};
+  if (!it->is_string()) throw Error(std::string("stacks.json: \"") + key + "\" is not a string");
+  return it->get<std::string>();
+}
+
+static bool bool_field(const json& j, const char* key) {
+  auto it = j.find(key);
+  if (it == j.end() || it->is_null()) return false;
+  if (!it->is_boolean()) throw Error(std::string("stacks.json: \"") + key + "\" is not true or false");
+  return it->get<bool>();
+}
+
+static double number_field(const json& j, const char* key) {
+  auto it = j.find(key);
+  if (it == j.end() || it->is_null()) return 0;
+  if (!it->is_number()) throw Error(std::string("stacks.json: \"") + key + "\" is not a number");
+  return it->get<double>();
+}
+
 static Frame frame_from_json(const json& j) {
   Frame f;
-  f.address = j.value("addr", uint64_t{0});
-  f.function = j.value("function", std::string());
-  f.module = j.value("module", std::string());
-  f.module_offset = j.value("offset", uint64_t{0});
-  f.build_id = j.value("build_id", std::string());
-  f.file = j.value("file", std::string());
-  f.line = j.value("line", 0u);
-  f.column = j.value("column", 0u);
-  f.inlined = j.value("inlined", false);
-  f.kernel = j.value("kernel", false);
-  f.unknown_reason = j.value("unknown", std::string());
+  f.address = u64_field(j, "addr");
+  f.function = str_field(j, "function");
+  f.module = str_field(j, "module");
+  f.module_offset = u64_field(j, "offset");
+  f.build_id = str_field(j, "build_id");
+  f.file = str_field(j, "file");
+  f.line = u32_field(j, "line");
+  f.column = u32_field(j, "column");
+  f.inlined = bool_field(j, "inlined");
+  f.kernel = bool_field(j, "kernel");
+  f.unknown_reason = str_field(j, "unknown");
   return f;
 }
 
@@ -124,26 +162,26 @@ std::vector<StackSample> stacks_from_json(const json& doc, StacksFileMeta* meta)
   for (const auto& [tgid_key, proc] : doc.items()) {
     if (!is_decimal(tgid_key)) {
       if (tgid_key == "_stackwatch" && meta && proc.is_object()) {
-        meta->started_at = proc.value("started_at", std::string());
-        meta->duration_s = proc.value("duration_s", 0.0);
-        meta->intervals = proc.value("intervals", uint64_t{0});
-        meta->sample_hz = proc.value("sample_hz", 0u);
-        meta->sampling_event = proc.value("sampling_event", std::string());
-        meta->stale_thread_entries = proc.value("stale_thread_entries", uint64_t{0});
+        meta->started_at = str_field(proc, "started_at");
+        meta->duration_s = number_field(proc, "duration_s");
+        meta->intervals = u64_field(proc, "intervals");
+        meta->sample_hz = u32_field(proc, "sample_hz");
+        meta->sampling_event = str_field(proc, "sampling_event");
+        meta->stale_thread_entries = u64_field(proc, "stale_thread_entries");
         if (proc.contains("dropped") && proc["dropped"].is_object()) {
           const json& d = proc["dropped"];
-          meta->drops.kernel_stack_errors = d.value("kernel_stack_errors", uint64_t{0});
-          meta->drops.user_stack_errors = d.value("user_stack_errors", uint64_t{0});
-          meta->drops.stack_map_full = d.value("stack_map_full", uint64_t{0});
-          meta->drops.counts_map_full = d.value("counts_map_full", uint64_t{0});
-          meta->drops.other = d.value("other", uint64_t{0});
+          meta->drops.kernel_stack_errors = u64_field(d, "kernel_stack_errors");
+          meta->drops.user_stack_errors = u64_field(d, "user_stack_errors");
+          meta->drops.stack_map_full = u64_field(d, "stack_map_full");
+          meta->drops.counts_map_full = u64_field(d, "counts_map_full");
+          meta->drops.other = u64_field(d, "other");
         }
       }
       continue;
     }
     if (!proc.is_object() || !proc.contains("pids") || !proc["pids"].is_object())
       throw Error("stacks.json: process " + tgid_key + " has no \"pids\" object");
-    std::string name = proc.value("name", std::string());
+    std::string name = str_field(proc, "name");
     for (const auto& [tid_key, stacks] : proc["pids"].items()) {
       if (!is_decimal(tid_key) || !stacks.is_object())
         throw Error("stacks.json: process " + tgid_key + ": bad thread entry \"" + tid_key + "\"");
@@ -154,11 +192,11 @@ std::vector<StackSample> stacks_from_json(const json& doc, StacksFileMeta* meta)
         s.tgid = static_cast<uint32_t>(std::stoul(tgid_key));
         s.tid = static_cast<uint32_t>(std::stoul(tid_key));
         s.process_name = name;
-        s.thread_name = e.value("thread", std::string());
-        s.count = e["count"].get<uint64_t>();
-        s.kind = e.value("kind", std::string("on")) == "off" ? StackKind::kOffCpu : StackKind::kOnCpu;
-        s.off_ns = e.value("off_ns", uint64_t{0});
-        s.off_state = off_cpu_state_from_string(e.value("state", std::string()));
+        s.thread_name = str_field(e, "thread");
+        s.count = u64_field(e, "count");
+        s.kind = str_field(e, "kind") == "off" ? StackKind::kOffCpu : StackKind::kOnCpu;
+        s.off_ns = u64_field(e, "off_ns");
+        s.off_state = off_cpu_state_from_string(str_field(e, "state"));
         if (e.contains("label") && e["label"].is_string()) s.label = e["label"].get<std::string>();
         if (e.contains("frames") && e["frames"].is_array()) {
           for (const json& fj : e["frames"])

@@ -152,14 +152,27 @@ std::vector<MapInfo> maps_of(pid_t pid) {
   return maps;
 }
 
-// Entries now in a map; -1 for maps whose entries are not a occupancy
+// Entries now in a map, counted as they stream out of `bpftool map dump -j`
+// (one "key" per entry) without building the JSON: a full stack map is tens
+// of megabytes of text. -1 for maps whose entries are not an occupancy
 // (arrays are always full, ring buffers are not dumpable).
 long entries_of(const MapInfo& m) {
   if (m.type != "hash" && m.type != "lru_hash" && m.type != "percpu_hash" && m.type != "stack_trace") return -1;
-  nlohmann::json d =
-      nlohmann::json::parse(run_capture("bpftool map dump id " + std::to_string(m.id) + " -j 2>/dev/null"), nullptr,
-                            false);
-  return d.is_array() ? static_cast<long>(d.size()) : -1;
+  FILE* p = popen(("bpftool map dump id " + std::to_string(m.id) + " -j 2>/dev/null").c_str(), "r");
+  if (!p) return -1;
+  static const std::string kKey = "\"key\"";
+  std::string carry;
+  long n = 0;
+  char buf[65536];
+  size_t got;
+  while ((got = fread(buf, 1, sizeof buf, p)) > 0) {
+    std::string chunk = carry + std::string(buf, got);
+    for (size_t at = chunk.find(kKey); at != std::string::npos; at = chunk.find(kKey, at + kKey.size())) ++n;
+    // Keep a tail shorter than the token, so a token cut between two reads
+    // is counted once, in the next round.
+    carry = chunk.substr(chunk.size() - std::min(chunk.size(), kKey.size() - 1));
+  }
+  return pclose(p) == 0 ? n : -1;
 }
 
 uint64_t dropped_total(const std::string& stacks_json) {

@@ -437,7 +437,7 @@ TEST(Hostile, OverloadDropsAreCountedAndMemoryStaysBounded) {
   // per process that is kept (snapshots, modules, comm) would add more.
   // (ru_maxrss is the largest of stackwatch and the processes it reaped,
   // which are all far smaller.)
-  EXPECT_LT(r.max_rss_kb, baseline.max_rss_kb * 3 / 2) << "peak RSS in KiB, against " << baseline.max_rss_kb;
+  EXPECT_LT(r.max_rss_kb, baseline.max_rss_kb * 2) << "peak RSS in KiB, against " << baseline.max_rss_kb;
 }
 
 // ---------------------------------------------------------------------------
@@ -498,9 +498,12 @@ TEST(HostileSecurity, PlantedSymlinksAreReplacedNotFollowed) {
   Spawned sw = spawn(short_recording(out), out + "-log");
   Finished r = finish(sw, 60);
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  for (const char* name : kOutputNames)
-    EXPECT_EQ(slurp(victims + "/" + name), std::string("precious ") + name + "\n")
-        << "the symlink planted at " << name << " was followed";
+  for (const char* name : kOutputNames) {
+    std::string now = slurp(victims + "/" + name);
+    EXPECT_TRUE(now == std::string("precious ") + name + "\n")
+        << "the symlink planted at " << name << " was followed: the file it points to now holds " << now.size()
+        << " bytes";
+  }
   struct stat st{};
   ASSERT_EQ(lstat((out + "/stacks.json").c_str(), &st), 0);
   EXPECT_TRUE(S_ISREG(st.st_mode)) << "stacks.json replaced the symlink";
