@@ -102,6 +102,16 @@ struct {
 /* Copy the user stack for DWARF unwinding instead of walking frame pointers. */
 const volatile bool copy_user_stacks = false;
 
+/* Copies len bytes (at most SW_USER_STACK_BYTES) from sp; false if the
+ * range is not wholly mapped. */
+static __always_inline bool copy_up_to(struct sw_stack_sample *e, void *sp, __u32 len) {
+  if (len > SW_USER_STACK_BYTES) len = SW_USER_STACK_BYTES;
+  if (len == 0) return false;
+  if (bpf_probe_read_user(e->stack, len, sp) != 0) return false;
+  e->stack_len = len;
+  return true;
+}
+
 /* Fills regs and the top of the current task's user stack. A read must lie
  * wholly in mapped memory, and the stack may end less than
  * SW_USER_STACK_BYTES above sp (a thread's stack top, main's environment), so
@@ -119,12 +129,16 @@ static __always_inline void copy_user_stack(struct sw_stack_sample *e) {
   e->regs.r15 = BPF_CORE_READ(regs, r15);
   void *sp = (void *)e->regs.sp;
   e->stack_len = 0;
-  if (bpf_probe_read_user(e->stack, SW_USER_STACK_BYTES, sp) == 0) { e->stack_len = SW_USER_STACK_BYTES; return; }
-  if (bpf_probe_read_user(e->stack, 8192, sp) == 0) { e->stack_len = 8192; return; }
-  if (bpf_probe_read_user(e->stack, 4096, sp) == 0) { e->stack_len = 4096; return; }
-  if (bpf_probe_read_user(e->stack, 2048, sp) == 0) { e->stack_len = 2048; return; }
-  if (bpf_probe_read_user(e->stack, 1024, sp) == 0) { e->stack_len = 1024; return; }
-  if (bpf_probe_read_user(e->stack, 256, sp) == 0) { e->stack_len = 256; return; }
+  /* The stack mapping ends on a page boundary, and a read must not cross it:
+   * try the copies that end on each of the next pages, largest first. The
+   * main thread's stack often ends a few KiB above sp (its environment),
+   * so fixed sizes would lose the outermost frames. */
+  __u32 in_page = e->regs.sp & 4095;
+  if (copy_up_to(e, sp, 5 * 4096 - in_page)) return;
+  if (copy_up_to(e, sp, 4 * 4096 - in_page)) return;
+  if (copy_up_to(e, sp, 3 * 4096 - in_page)) return;
+  if (copy_up_to(e, sp, 2 * 4096 - in_page)) return;
+  copy_up_to(e, sp, 4096 - in_page);
 }
 
 #endif /* STACKWATCH_BPF_COMMON_H */

@@ -67,8 +67,10 @@ struct {
 } off_start SEC(".maps");
 
 struct off_pending {
-  struct off_start start;
-  __u64 delta;
+  struct off_start start; /* who (tgid, comm); the blocks say where and how long */
+  __u32 nblocks;
+  __u32 pad;
+  struct sw_off_block blocks[SW_MAX_PENDING_BLOCKS];
 };
 
 /* DWARF mode: blocks that were long enough, waiting for their thread's next
@@ -137,12 +139,22 @@ static __always_inline void add_time_active(__u32 tid, const struct off_start *s
     add_time(&off_counts1, tid, s, delta);
 }
 
-/* A pending block that never reached a system call exit (a page fault, a
- * block outside syscalls): counted with its frame-pointer user stack. */
+/* Counts one block with its frame-pointer user stack. */
+static __always_inline void add_block_fp(__u32 tid, const struct off_start *who, const struct sw_off_block *b) {
+  struct off_start s = *who;
+  s.kernel_stack_id = b->kernel_stack_id;
+  s.user_stack_id = b->user_stack_id;
+  s.state = b->state;
+  add_time_active(tid, &s, b->off_ns);
+}
+
+/* Pending blocks of a thread that exits before its next system call exit:
+ * counted with their frame-pointer user stacks. */
 static __always_inline void flush_pending(__u32 tid) {
   struct off_pending *p = bpf_map_lookup_elem(&off_pending, &tid);
   if (!p) return;
-  add_time_active(tid, &p->start, p->delta);
+  for (int i = 0; i < SW_MAX_PENDING_BLOCKS; i++)
+    if (i < p->nblocks) add_block_fp(tid, &p->start, &p->blocks[i]);
   bpf_map_delete_elem(&off_pending, &tid);
 }
 
@@ -157,7 +169,6 @@ int BPF_PROG(off_cpu_switch, bool preempt, struct task_struct *prev, struct task
   /* A dead thread's last switch comes after its exit handler: it will never
    * come back, so it gets no entry (none is left behind). */
   if (prev_tid != 0 && !(prev_state & TASK_DEAD) && is_target(prev_tgid)) {
-    if (copy_user_stacks) flush_pending(prev_tid);
     struct off_start s = {};
     s.off_ts = now;
     s.tgid = prev_tgid;
@@ -183,10 +194,24 @@ int BPF_PROG(off_cpu_switch, bool preempt, struct task_struct *prev, struct task
   if (delta >= min_block_ns) {
     /* Preempted threads go back to user code without a syscall exit. */
     if (copy_user_stacks && s->has_user && s->state != SW_STATE_RUNNING) {
-      struct off_pending p = {};
-      p.start = *s;
-      p.delta = delta;
-      bpf_map_update_elem(&off_pending, &next_tid, &p, BPF_ANY);
+      struct sw_off_block b = {};
+      b.kernel_stack_id = s->kernel_stack_id;
+      b.user_stack_id = s->user_stack_id;
+      b.state = s->state;
+      b.off_ns = delta;
+      struct off_pending *p = bpf_map_lookup_elem(&off_pending, &next_tid);
+      if (!p) {
+        struct off_pending fresh = {};
+        fresh.start = *s;
+        fresh.nblocks = 1;
+        fresh.blocks[0] = b;
+        bpf_map_update_elem(&off_pending, &next_tid, &fresh, BPF_ANY);
+      } else if (p->nblocks < SW_MAX_PENDING_BLOCKS) {
+        p->blocks[p->nblocks & (SW_MAX_PENDING_BLOCKS - 1)] = b;
+        p->nblocks++;
+      } else {
+        add_block_fp(next_tid, &p->start, &b); /* more blocks than a copy carries */
+      }
     } else {
       add_time_active(next_tid, s, delta);
     }
@@ -206,18 +231,19 @@ int BPF_PROG(off_cpu_sys_exit, struct pt_regs *regs, long ret) {
   struct sw_stack_sample *e = bpf_ringbuf_reserve(&stack_samples, sizeof(*e), 0);
   if (!e) {
     count_drop(&offcpu_drops, SW_DROP_EVENTS_FULL);
-    add_time_active(tid, &p->start, p->delta); /* keep the time, with the frame-pointer stack */
-    bpf_map_delete_elem(&off_pending, &tid);
+    flush_pending(tid); /* keep the time, with the frame-pointer stacks */
     return 0;
   }
   e->tgid = p->start.tgid;
   e->tid = tid;
   e->kind = SW_KIND_OFF_CPU;
-  e->state = p->start.state;
-  e->off_ns = p->delta;
-  e->kernel_stack_id = p->start.kernel_stack_id;
+  e->state = 0;
+  e->off_ns = 0;
+  e->kernel_stack_id = -1;
   e->kernel_depth = 0;
-  e->user_stack_id = p->start.user_stack_id;
+  e->user_stack_id = -1;
+  e->nblocks = p->nblocks;
+  for (int i = 0; i < SW_MAX_PENDING_BLOCKS; i++) e->blocks[i] = p->blocks[i];
   __builtin_memcpy(e->comm, p->start.comm, sizeof(e->comm));
   __builtin_memcpy(e->process_comm, p->start.process_comm, sizeof(e->process_comm));
   bpf_map_delete_elem(&off_pending, &tid);

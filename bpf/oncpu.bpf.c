@@ -102,6 +102,7 @@ static __always_inline bool send_stack_copy(struct bpf_perf_event_data *ctx, __u
   long n = bpf_get_stack(ctx, e->kernel_ips, sizeof(e->kernel_ips), 0);
   e->kernel_depth = n > 0 ? (__u32)(n / sizeof(__u64)) : 0;
   e->user_stack_id = -1;
+  e->nblocks = 0;
   bpf_get_current_comm(&e->comm, sizeof(e->comm));
   BPF_CORE_READ_STR_INTO(&e->process_comm, task, group_leader, comm);
   copy_user_stack(e);

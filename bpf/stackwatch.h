@@ -85,6 +85,19 @@ struct sw_user_regs {
   __u64 ip, sp, bp, bx, r12, r13, r14, r15;
 };
 
+/* One off-CPU block waiting for its user stack (see offcpu.bpf.c). */
+struct sw_off_block {
+  __s32 kernel_stack_id; /* in the off-CPU stack map */
+  __s32 user_stack_id;   /* frame-pointer walk: the fallback */
+  __u32 state;           /* enum sw_task_state */
+  __u32 pad;
+  __u64 off_ns;
+};
+
+/* A thread may block several times in one system call (an fsync waits for
+ * each of its writes): that many blocks share one user stack copy. */
+#define SW_MAX_PENDING_BLOCKS 4
+
 /* One sample whose user stack user space unwinds with DWARF CFI (the
  * frame-pointer walk of the kernel stops at the first function built
  * without frame pointers). Sent through a ring buffer: such stacks cannot
@@ -103,6 +116,9 @@ struct sw_stack_sample {
   struct sw_user_regs regs;
   __s32 user_stack_id;   /* frame-pointer walk, the fallback (or -errno) */
   __u32 stack_len;       /* bytes valid in stack[] */
+  __u32 nblocks;         /* off-CPU: the blocks this user stack belongs to */
+  __u32 pad;
+  struct sw_off_block blocks[SW_MAX_PENDING_BLOCKS];
   __u8 stack[SW_USER_STACK_BYTES];
 };
 

@@ -28,29 +28,6 @@ int StackCopies::on_sample(void* ctx, void* data, size_t size) {
 }
 
 void StackCopies::handle(const sw_stack_sample& s) {
-  RawStack raw;
-  raw.kind = s.kind == SW_KIND_OFF_CPU ? StackKind::kOffCpu : StackKind::kOnCpu;
-  raw.key.tgid = s.tgid;
-  raw.key.tid = s.tid;
-  raw.key.state = s.state;
-  raw.key.kernel_stack_id = s.kernel_stack_id;
-  raw.key.user_stack_id = -1;
-  std::memcpy(raw.key.comm, s.comm, sizeof raw.key.comm);
-  std::memcpy(raw.value.process_comm, s.process_comm, sizeof raw.value.process_comm);
-  if (s.kind == SW_KIND_OFF_CPU) {
-    if (s.kernel_stack_id >= 0 && off_stacks_fd_ >= 0) {
-      uint64_t ips[SW_MAX_STACK_DEPTH] = {};
-      if (bpf_map_lookup_elem(off_stacks_fd_, &s.kernel_stack_id, ips) == 0)
-        for (uint64_t ip : ips) {
-          if (!ip) break;
-          raw.kernel_ips.push_back(ip);
-        }
-    }
-  } else {
-    uint32_t depth = std::min<uint32_t>(s.kernel_depth, SW_MAX_STACK_DEPTH);
-    raw.kernel_ips.assign(s.kernel_ips, s.kernel_ips + depth);
-  }
-
   unwinder::UserRegs regs;
   regs.ip = s.regs.ip;
   regs.sp = s.regs.sp;
@@ -72,8 +49,42 @@ void StackCopies::handle(const sw_stack_sample& s) {
     ++report_.complete;
   else
     ++report_.incomplete[result_.reason_text()];
-  raw.user_ips = result_.ips;
 
+  RawStack raw;
+  raw.key.tgid = s.tgid;
+  raw.key.tid = s.tid;
+  raw.key.user_stack_id = -1;
+  std::memcpy(raw.key.comm, s.comm, sizeof raw.key.comm);
+  std::memcpy(raw.value.process_comm, s.process_comm, sizeof raw.value.process_comm);
+  raw.user_ips = result_.ips;
+  if (s.kind != SW_KIND_OFF_CPU) {
+    raw.kind = StackKind::kOnCpu;
+    raw.key.kernel_stack_id = -1;
+    uint32_t depth = std::min<uint32_t>(s.kernel_depth, SW_MAX_STACK_DEPTH);
+    raw.kernel_ips.assign(s.kernel_ips, s.kernel_ips + depth);
+    add(std::move(raw), 0);
+    return;
+  }
+  // Off-CPU: the blocks of one system call share this user stack.
+  raw.kind = StackKind::kOffCpu;
+  for (uint32_t i = 0; i < std::min<uint32_t>(s.nblocks, SW_MAX_PENDING_BLOCKS); ++i) {
+    const sw_off_block& b = s.blocks[i];
+    RawStack r = raw;
+    r.key.state = b.state;
+    r.key.kernel_stack_id = b.kernel_stack_id;
+    if (b.kernel_stack_id >= 0 && off_stacks_fd_ >= 0) {
+      uint64_t ips[SW_MAX_STACK_DEPTH] = {};
+      if (bpf_map_lookup_elem(off_stacks_fd_, &b.kernel_stack_id, ips) == 0)
+        for (uint64_t ip : ips) {
+          if (!ip) break;
+          r.kernel_ips.push_back(ip);
+        }
+    }
+    add(std::move(r), b.off_ns);
+  }
+}
+
+void StackCopies::add(RawStack raw, uint64_t off_ns) {
   // Aggregate like the kernel does: thread, state, comm and both stacks.
   std::string key;
   key.reserve(64 + 8 * (raw.kernel_ips.size() + raw.user_ips.size()));
@@ -87,7 +98,7 @@ void StackCopies::handle(const sw_stack_sample& s) {
   key.append(reinterpret_cast<const char*>(raw.user_ips.data()), raw.user_ips.size() * 8);
   auto [it, inserted] = pending_.try_emplace(std::move(key), std::move(raw));
   it->second.value.count += 1;
-  it->second.value.total_ns += s.off_ns;
+  it->second.value.total_ns += off_ns;
 }
 
 const std::vector<symbolizer::Mapping>& StackCopies::mappings_of(uint32_t tgid) {

@@ -49,6 +49,7 @@ class StackCopies {
  private:
   static int on_sample(void* ctx, void* data, size_t size);
   void handle(const struct sw_stack_sample& s);
+  void add(RawStack raw, uint64_t off_ns);
   // The symbolizer's snapshot of tgid's mappings, copied once per interval.
   const std::vector<symbolizer::Mapping>& mappings_of(uint32_t tgid);
 

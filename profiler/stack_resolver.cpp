@@ -64,6 +64,12 @@ std::vector<StackSample> StackResolver::resolve(const std::vector<RawStack>& raw
     }
     for (size_t i = 0; i < r.user_ips.size(); ++i) {
       const auto& frames = user_frames(s.tgid, r.user_ips[i], i > 0);
+      // A frame-pointer walk through code without frame pointers reads
+      // data as return addresses; one that is in no mapping at all ends the
+      // stack rather than showing up as an invented frame.
+      if (i > 0 && frames.size() == 1 && frames[0].function.empty() &&
+          (frames[0].module.empty() || frames[0].module == "[unknown]"))
+        break;
       s.frames.insert(s.frames.end(), frames.begin(), frames.end());
     }
     out.push_back(std::move(s));
