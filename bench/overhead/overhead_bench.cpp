@@ -129,7 +129,7 @@ int main(int argc, char** argv) {
   std::vector<Profiler> profilers;
   std::vector<std::string> workload;
   if (scenario == "oncpu") {
-    workload = {dir + "/bench_cpu_workload", "300000000"};
+    workload = {dir + "/bench_cpu_workload", "2400000000"};
     profilers = {{"alone", {}},
                  {"stackwatch 49 Hz", {sw, "record", "--on-cpu", "-F", "49", "-q", "-o", "/tmp/sw_bench_out"}},
                  {"stackwatch 999 Hz", {sw, "record", "--on-cpu", "-F", "999", "-q", "-o", "/tmp/sw_bench_out"}},
@@ -140,7 +140,7 @@ int main(int argc, char** argv) {
     workload = {dir + "/bench_pingpong", "200000"};
     profilers = {{"alone", {}},
                  {"stackwatch --off-cpu", {sw, "record", "--off-cpu", "-q", "-o", "/tmp/sw_bench_out"}},
-                 {"offcputime (libbpf-tools)", {"offcputime", "-f"}}};
+                 {"offcputime (libbpf-tools)", {"offcputime", "-m", "1000"}}};
   } else if (scenario == "unwind") {
     workload = {dir + "/../../tests/e2e/fixtures/e2e_chain_nofp", "work", "3000"};
     auto sw_run = [&](const char* hz, const char* cg) {

@@ -122,6 +122,9 @@ TEST(OnCpu, CommandChildrenAndThreadsAreRecorded) {
   ASSERT_FALSE(parent.empty()) << "the command itself";
   ASSERT_FALSE(child.empty()) << "its child, after fork and exec";
   EXPECT_NE(parent, child);
+  // Named after the exec (it ran a file named fchild.PID), not after its parent.
+  EXPECT_EQ(doc[child]["name"].get<std::string>().rfind("fchild.", 0), 0u) << doc[child]["name"];
+  EXPECT_EQ(doc[parent]["name"], "e2e_forker");
   EXPECT_TRUE(functions_by_tgid[parent].count("thread_spin")) << "its thread";
   EXPECT_GE(tids_by_tgid[parent].size(), 2u) << "main thread and the spawned thread";
   // Nothing but the command's tree is recorded.
