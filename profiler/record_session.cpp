@@ -260,14 +260,9 @@ int run_record(RecordOptions options) {
     } else {
       info.extra["unwind"] = {{"method", "frame pointers"}};
     }
-    // Mappings change (dlopen, the loader mapping libraries right after
-    // exec): refresh the snapshot of every live process in this interval.
-    std::vector<uint32_t> refreshed;
-    for (const RawStack& r : raw) {
-      if (std::find(refreshed.begin(), refreshed.end(), r.key.tgid) != refreshed.end()) continue;
-      refreshed.push_back(r.key.tgid);
-      if (::kill(static_cast<pid_t>(r.key.tgid), 0) == 0) symbolizer.remember_process(r.key.tgid);
-    }
+    // Mappings that changed since a snapshot (dlopen, the loader mapping
+    // libraries right after exec) are picked up where it matters: the
+    // symbolizer re-reads a live process's snapshot when an address misses it.
     iv.stacks = resolver.resolve(raw);
     for (uint32_t tgid : tracker.after_drain())
       if (copies) copies->forget_process(tgid);

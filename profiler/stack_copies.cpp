@@ -112,7 +112,7 @@ std::vector<RawStack> StackCopies::take() {
   out.reserve(pending_.size());
   for (auto& [k, raw] : pending_) out.push_back(std::move(raw));
   pending_.clear();
-  maps_.clear();  // the session refreshes snapshots every interval
+  maps_.clear();  // pick up the symbolizer's refreshed snapshots once per interval
   return out;
 }
 
