@@ -26,6 +26,7 @@ class AddressBuckets {
     while ((span >> shift_) > count || (span >> shift_) > (1u << 22)) ++shift_;
     size_t n = static_cast<size_t>(span >> shift_) + 2;
     buckets_.resize(n);
+    buckets_.shrink_to_fit();
     size_t i = 0;
     for (size_t b = 0; b < n; ++b) {
       uint64_t start = min_ + (static_cast<uint64_t>(b) << shift_);
@@ -33,6 +34,8 @@ class AddressBuckets {
       buckets_[b] = static_cast<uint32_t>(i);
     }
   }
+
+  size_t memory_bytes() const { return buckets_.capacity() * sizeof(uint32_t); }
 
   // [lo, hi): the elements whose address lies in address's bucket; every
   // element before lo is below address, every one from hi on is above it.

@@ -1,9 +1,13 @@
-// DwarfIndex construction (one DIE walk per unit) and lookup (binary search).
+// DwarfIndex construction (unit ranges up front, one DIE walk per unit on
+// first use) and lookup (binary search).
 #include "symbolizer/dwarf_index.h"
 
 #include <dwarf.h>
+#include <gelf.h>
+#include <malloc.h>
 
 #include <algorithm>
+#include <cstring>
 
 namespace stackwatch::symbolizer {
 namespace {
@@ -12,6 +16,32 @@ constexpr uint32_t kTopLevel = UINT32_MAX;
 // Siblings should not overlap, but DWARF from odd producers sometimes does:
 // look back a few ranges for one that still covers the address.
 constexpr int kLookBack = 4;
+// Units' spans overlap only when a unit without stated ranges was given the
+// spans of its contents; look back further among them.
+constexpr int kUnitLookBack = 8;
+constexpr uint16_t kEndSequence = 0x8000;
+constexpr uint32_t kMaxColumn = 0x7fff;
+constexpr uint32_t kMaxUnitFiles = 0xffff;
+// Below this many elements a binary search is as fast as a bucket lookup:
+// small units get no buckets (saves their memory).
+constexpr size_t kBucketThreshold = 64;
+
+// True if elf refers to a supplementary DWARF file (dwz's .gnu_debugaltlink,
+// DWARF 5 .debug_sup): libdw opens it and owns its strings, so a restart
+// would leave names dangling.
+bool has_supplementary_file(Elf* elf) {
+  size_t shstrndx = 0;
+  if (elf_getshdrstrndx(elf, &shstrndx) != 0) return true;
+  Elf_Scn* scn = nullptr;
+  while ((scn = elf_nextscn(elf, scn)) != nullptr) {
+    GElf_Shdr shdr;
+    if (gelf_getshdr(scn, &shdr) == nullptr) continue;
+    const char* name = elf_strptr(elf, shstrndx, shdr.sh_name);
+    if (name != nullptr && (std::strcmp(name, ".gnu_debugaltlink") == 0 || std::strcmp(name, ".debug_sup") == 0))
+      return true;
+  }
+  return false;
+}
 
 const char* function_name(Dwarf_Die* die) {
   Dwarf_Attribute attr;
@@ -25,16 +55,14 @@ const char* function_name(Dwarf_Die* die) {
 
 }  // namespace
 
+// Reads one unit's functions and line table into its Unit.
 class DwarfIndex::Builder {
  public:
-  explicit Builder(DwarfIndex& index) : index_(index) {
-    index_.files_.emplace_back();  // file 0: unknown
+  Builder(DwarfIndex& index, Unit& unit) : index_(index), unit_(unit) {
+    unit_.files.push_back(0);  // local file 0: unknown
   }
 
-  void add_unit(Dwarf_Die* cudie) {
-    unit_files_ = nullptr;
-    unit_file_ids_.clear();
-    unit_names_.clear();
+  void read(Dwarf_Die* cudie) {
     // Relative names are relative to the CU's directory; join them as
     // addr2line, eu-addr2line and llvm-symbolizer print them.
     Dwarf_Attribute attr;
@@ -43,10 +71,14 @@ class DwarfIndex::Builder {
     if (dwarf_getsrcfiles(cudie, &unit_files_, &unit_file_count_) != 0) unit_files_ = nullptr;
     add_lines(cudie);
     walk(cudie, kTopLevel);
+    finish();
   }
 
+  size_t rows_read() const { return rows_read_; }
+
+ private:
   void finish() {
-    auto& ranges = index_.ranges_;
+    auto& ranges = unit_.ranges;
     std::stable_sort(ranges.begin(), ranges.end(), [](const Range& a, const Range& b) {
       if (a.parent != b.parent) return a.parent < b.parent;
       return a.low < b.low;
@@ -59,26 +91,50 @@ class DwarfIndex::Builder {
       index_.nodes_[ranges[i].parent].end_child = static_cast<uint32_t>(j);
       i = j;
     }
-    index_.top_begin_ = static_cast<uint32_t>(i);
+    unit_.top_begin = static_cast<uint32_t>(i);
     sort_rows();
     ranges.shrink_to_fit();
-    index_.rows_.shrink_to_fit();
-    const Range* top = ranges.data() + index_.top_begin_;
-    index_.top_buckets_.build(ranges.size() - index_.top_begin_, [top](size_t k) { return top[k].low; });
-    const Row* rows = index_.rows_.data();
-    index_.row_buckets_.build(index_.rows_.size(), [rows](size_t k) { return rows[k].address; });
+    unit_.rows.shrink_to_fit();
+    unit_.files.shrink_to_fit();
+    size_t top_count = ranges.size() - unit_.top_begin;
+    if (top_count >= kBucketThreshold) {
+      const Range* top = ranges.data() + unit_.top_begin;
+      unit_.top_buckets.build(top_count, [top](size_t k) { return top[k].low; });
+    }
+    if (unit_.rows.size() >= kBucketThreshold) {
+      const Row* rows = unit_.rows.data();
+      unit_.row_buckets.build(unit_.rows.size(), [rows](size_t k) { return rows[k].address; });
+    }
   }
 
- private:
+  // A global file id for a name as libdw returned it.
   uint32_t intern_file(const char* name) {
     if (name == nullptr || *name == '\0') return 0;
     auto [cached, fresh] = unit_names_.try_emplace(name, 0);
     if (!fresh) return cached->second;
     std::string path = name;
     if (path.front() != '/' && !comp_dir_.empty()) path = comp_dir_ + "/" + path;
-    auto [it, inserted] = file_ids_.try_emplace(std::move(path), static_cast<uint32_t>(index_.files_.size()));
-    if (inserted) index_.files_.push_back(it->first);
+    auto it = index_.file_ids_.find(path);
+    if (it == index_.file_ids_.end()) {
+      index_.files_.push_back(std::move(path));
+      it = index_.file_ids_.emplace(index_.files_.back(), static_cast<uint32_t>(index_.files_.size() - 1)).first;
+    }
     cached->second = it->second;
+    return it->second;
+  }
+
+  // A unit-local file number for a row (rows keep 16 bits).
+  uint16_t local_file(uint32_t global) {
+    if (global == 0) return 0;
+    auto [it, fresh] = local_ids_.try_emplace(global, 0);
+    if (fresh) {
+      if (unit_.files.size() > kMaxUnitFiles) {
+        local_ids_.erase(it);
+        return 0;
+      }
+      it->second = static_cast<uint16_t>(unit_.files.size());
+      unit_.files.push_back(global);
+    }
     return it->second;
   }
 
@@ -92,12 +148,12 @@ class DwarfIndex::Builder {
 
   // Each line-table sequence covers one address interval and sequences do not
   // overlap: ordering the sequences by start address sorts all rows without
-  // a full sort of a million rows (kept as the fallback for odd tables).
+  // a full sort (kept as the fallback for odd tables).
   void sort_rows() {
-    auto& rows = index_.rows_;
+    auto& rows = unit_.rows;
     auto by_address = [](const Row& a, const Row& b) {
       if (a.address != b.address) return a.address < b.address;
-      return a.end_sequence > b.end_sequence;  // a sequence starting where another ends wins
+      return a.end_sequence() > b.end_sequence();  // a sequence starting where another ends wins
     };
     bool blocks_sorted = true;
     for (const auto& [begin, end] : row_blocks_)
@@ -124,12 +180,12 @@ class DwarfIndex::Builder {
   }
 
   void add_lines(Dwarf_Die* cudie) {
-    size_t begin = index_.rows_.size();
+    size_t begin = 0;
     add_unit_lines(cudie);
     // libdw sorts each unit's rows by address; split them at sequence ends.
-    const auto& rows = index_.rows_;
+    const auto& rows = unit_.rows;
     for (size_t i = begin; i < rows.size(); ++i) {
-      if (rows[i].end_sequence || i + 1 == rows.size()) {
+      if (rows[i].end_sequence() || i + 1 == rows.size()) {
         row_blocks_.emplace_back(begin, i + 1);
         begin = i + 1;
       }
@@ -140,11 +196,12 @@ class DwarfIndex::Builder {
     Dwarf_Lines* lines = nullptr;
     size_t count = 0;
     if (dwarf_getsrclines(cudie, &lines, &count) != 0) return;
+    rows_read_ = count;
+    unit_.rows.reserve(count);
     const char* last_name = nullptr;
-    uint32_t last_id = 0;
+    uint16_t last_id = 0;
     for (size_t i = 0; i < count; ++i) {
       Dwarf_Line* line = dwarf_onesrcline(lines, i);
-      Row row;
       Dwarf_Addr addr = 0;
       int lineno = 0, column = 0;
       bool end = false;
@@ -155,12 +212,15 @@ class DwarfIndex::Builder {
       const char* name = dwarf_linesrc(line, nullptr, nullptr);
       if (name != last_name) {
         last_name = name;
-        last_id = intern_file(name);
+        last_id = local_file(intern_file(name));
       }
+      Row row;
       row.address = addr;
-      row.location = {last_id, static_cast<uint32_t>(std::max(lineno, 0)), static_cast<uint32_t>(std::max(column, 0))};
-      row.end_sequence = end;
-      index_.rows_.push_back(row);
+      row.line = static_cast<uint32_t>(std::max(lineno, 0));
+      row.file = last_id;
+      row.column = static_cast<uint16_t>(std::min(static_cast<uint32_t>(std::max(column, 0)), kMaxColumn));
+      if (end) row.column |= kEndSequence;
+      unit_.rows.push_back(row);
     }
   }
 
@@ -202,7 +262,7 @@ class DwarfIndex::Builder {
     while ((offset = dwarf_ranges(die, offset, &base, &start, &end)) > 0) {
       // low_pc 0 marks a function the linker discarded (--gc-sections, COMDAT).
       if (end <= start || start == 0) continue;
-      index_.ranges_.push_back({start, end, node, parent});
+      unit_.ranges.push_back({start, end, node, parent});
       any = true;
     }
     if (!any) return;  // abstract instance or declaration: no code of its own
@@ -223,18 +283,47 @@ class DwarfIndex::Builder {
   }
 
   DwarfIndex& index_;
-  std::vector<std::pair<size_t, size_t>> row_blocks_;  // [begin, end) of each sequence's rows
-  std::unordered_map<std::string, uint32_t> file_ids_;
+  Unit& unit_;
+  std::vector<std::pair<size_t, size_t>> row_blocks_;     // [begin, end) of each sequence's rows
   std::unordered_map<const char*, uint32_t> unit_names_;  // this unit's names as libdw returned them
+  std::unordered_map<uint32_t, uint16_t> local_ids_;      // global file id -> unit-local
   std::string comp_dir_;
   Dwarf_Files* unit_files_ = nullptr;
   size_t unit_file_count_ = 0;
   std::vector<uint32_t> unit_file_ids_;
+  size_t rows_read_ = 0;
 };
 
-std::unique_ptr<DwarfIndex> DwarfIndex::build(Dwarf* dwarf) {
-  auto index = std::make_unique<DwarfIndex>();
-  Builder builder(*index);
+DwarfIndex::~DwarfIndex() {
+  if (dwarf_ != nullptr) dwarf_end(dwarf_);
+}
+
+void DwarfIndex::restart_libdw() {
+  if (!can_restart_) return;
+  dwarf_end(dwarf_);
+  dwarf_ = dwarf_begin_elf(elf_, DWARF_C_READ, nullptr);
+  rows_since_restart_ = 0;
+  ++restarts_;
+  // libdw's tables are thousands of small blocks in the heap: hand the freed
+  // ones back so they do not stay resident.
+  malloc_trim(0);
+}
+
+// kLibdwRowBudget: line rows libdw may cache (~60 bytes each with its file
+// tables) before the handle is restarted, ~4 MB. Restarting costs a re-read
+// of the section headers and, for the next unit, of the unit headers before
+// it; much below this the cold symbolizer (every unit read) would spend more
+// on restarts than on reading.
+std::unique_ptr<DwarfIndex> DwarfIndex::build(Elf* elf, size_t libdw_row_budget) {
+  Dwarf* dwarf = dwarf_begin_elf(elf, DWARF_C_READ, nullptr);
+  if (dwarf == nullptr) return nullptr;
+  std::unique_ptr<DwarfIndex> index(new DwarfIndex());
+  index->elf_ = elf;
+  index->dwarf_ = dwarf;
+  index->can_restart_ = !has_supplementary_file(elf);
+  index->row_budget_ = libdw_row_budget;
+  index->files_.emplace_back();  // file 0: unknown
+  std::vector<uint32_t> unstated;  // units that give no ranges
   Dwarf_CU* cu = nullptr;
   Dwarf_Half version = 0;
   uint8_t unit_type = 0;
@@ -243,10 +332,70 @@ std::unique_ptr<DwarfIndex> DwarfIndex::build(Dwarf* dwarf) {
     if (unit_type == DW_UT_type || unit_type == DW_UT_split_type) continue;
     int tag = dwarf_tag(&cudie);
     if (tag != DW_TAG_compile_unit && tag != DW_TAG_partial_unit) continue;
-    builder.add_unit(&cudie);
+    uint32_t id = static_cast<uint32_t>(index->units_.size());
+    index->units_.emplace_back().die_offset = dwarf_dieoffset(&cudie);
+    bool any = false;
+    Dwarf_Addr base = 0, start = 0, end = 0;
+    ptrdiff_t offset = 0;
+    while ((offset = dwarf_ranges(&cudie, offset, &base, &start, &end)) > 0) {
+      if (end <= start || start == 0) continue;  // discarded code
+      index->spans_.push_back({start, end, id});
+      any = true;
+    }
+    if (!any) unstated.push_back(id);
   }
-  builder.finish();
-  return index;
+  // A unit without ranges may still hold code (hand-written assembly, odd
+  // producers): read it now and let its functions and line sequences stand
+  // for its ranges. Partial units (DWZ) hold none and cost one walk.
+  for (uint32_t id : unstated) {
+    index->read_unit(id);
+    const Unit& u = index->units_[id];
+    for (size_t k = u.top_begin; k < u.ranges.size(); ++k) index->spans_.push_back({u.ranges[k].low, u.ranges[k].high, id});
+    size_t begin = 0;
+    for (size_t k = 0; k < u.rows.size(); ++k) {
+      if (u.rows[k].end_sequence() || k + 1 == u.rows.size()) {
+        if (u.rows[k].address > u.rows[begin].address)
+          index->spans_.push_back({u.rows[begin].address, u.rows[k].address + 1, id});
+        begin = k + 1;
+      }
+    }
+  }
+  std::sort(index->spans_.begin(), index->spans_.end(),
+            [](const UnitSpan& a, const UnitSpan& b) { return a.low < b.low; });
+  index->spans_.shrink_to_fit();
+  index->units_.shrink_to_fit();
+  // Listing the units made libdw parse every unit header and many abbrevs.
+  if (index->units_.size() > 1) index->restart_libdw();
+  return index->dwarf_ != nullptr ? std::move(index) : nullptr;
+}
+
+void DwarfIndex::read_unit(uint32_t id) {
+  Unit& unit = units_[id];
+  if (unit.read) return;
+  unit.read = true;
+  ++units_read_;
+  if (dwarf_ == nullptr) return;
+  Dwarf_Die cudie;
+  if (dwarf_offdie(dwarf_, unit.die_offset, &cudie) == nullptr) return;
+  Builder builder(*this, unit);
+  builder.read(&cudie);
+  rows_since_restart_ += builder.rows_read();
+  if (rows_since_restart_ >= row_budget_) restart_libdw();
+}
+
+template <typename Visit>
+bool DwarfIndex::for_units_at(uint64_t vaddr, Visit visit) {
+  auto it = std::upper_bound(spans_.begin(), spans_.end(), vaddr,
+                             [](uint64_t a, const UnitSpan& s) { return a < s.low; });
+  uint32_t last = UINT32_MAX;
+  for (int i = 0; i < kUnitLookBack && it != spans_.begin(); ++i) {
+    --it;
+    if (vaddr >= it->high || it->unit == last) continue;
+    last = it->unit;
+    read_unit(it->unit);
+    if (visit(units_[it->unit])) return true;
+  }
+  return false;
 }
 
 const DwarfIndex::Range* DwarfIndex::find_range(const Range* begin, const Range* search_begin,
@@ -260,29 +409,70 @@ const DwarfIndex::Range* DwarfIndex::find_range(const Range* begin, const Range*
   return nullptr;
 }
 
-bool DwarfIndex::functions_at(uint64_t vaddr, std::vector<uint32_t>& chain) const {
-  chain.clear();
-  const Range* top = ranges_.data() + top_begin_;
-  auto [lo, hi] = top_buckets_.window(vaddr);
+bool DwarfIndex::functions_in(const Unit& unit, uint64_t vaddr, std::vector<uint32_t>& chain) const {
+  const Range* top = unit.ranges.data() + unit.top_begin;
+  size_t top_count = unit.ranges.size() - unit.top_begin;
+  auto [lo, hi] = top_count >= kBucketThreshold ? unit.top_buckets.window(vaddr) : std::pair<size_t, size_t>{0, top_count};
   const Range* r = find_range(top, top + lo, top + hi, vaddr);
   while (r != nullptr) {
     chain.push_back(r->node);
     const Node& n = nodes_[r->node];
     if (n.first_child == n.end_child) break;
-    r = find_range(ranges_.data() + n.first_child, ranges_.data() + n.first_child, ranges_.data() + n.end_child, vaddr);
+    const Range* children = unit.ranges.data();
+    r = find_range(children + n.first_child, children + n.first_child, children + n.end_child, vaddr);
   }
   return !chain.empty();
 }
 
-bool DwarfIndex::line_at(uint64_t vaddr, SourceLocation& out) const {
-  auto [lo, hi] = row_buckets_.window(vaddr);
-  auto it = std::upper_bound(rows_.begin() + lo, rows_.begin() + hi, vaddr,
+bool DwarfIndex::functions_at(uint64_t vaddr, std::vector<uint32_t>& chain) {
+  chain.clear();
+  return for_units_at(vaddr, [&](const Unit& unit) { return functions_in(unit, vaddr, chain); });
+}
+
+bool DwarfIndex::line_in(const Unit& unit, uint64_t vaddr, SourceLocation& out) const {
+  auto [lo, hi] = unit.rows.size() >= kBucketThreshold ? unit.row_buckets.window(vaddr)
+                                                       : std::pair<size_t, size_t>{0, unit.rows.size()};
+  auto it = std::upper_bound(unit.rows.begin() + lo, unit.rows.begin() + hi, vaddr,
                              [](uint64_t a, const Row& r) { return a < r.address; });
-  if (it == rows_.begin()) return false;
+  if (it == unit.rows.begin()) return false;
   --it;
-  if (it->end_sequence) return false;
-  out = it->location;
+  if (it->end_sequence()) return false;
+  out.file = unit.files[it->file];
+  out.line = it->line;
+  out.column = it->column & kMaxColumn;
   return true;
+}
+
+bool DwarfIndex::line_at(uint64_t vaddr, SourceLocation& out) {
+  return for_units_at(vaddr, [&](const Unit& unit) { return line_in(unit, vaddr, out); });
+}
+
+bool DwarfIndex::lookup(uint64_t vaddr, std::vector<uint32_t>& chain, SourceLocation* line) {
+  chain.clear();
+  bool line_found = line == nullptr;
+  bool found = for_units_at(vaddr, [&](const Unit& unit) {
+    if (!line_found) line_found = line_in(unit, vaddr, *line);
+    return functions_in(unit, vaddr, chain);
+  });
+  // The function's unit had no row: the units after it, as line_at would.
+  if (!line_found) line_at(vaddr, *line);
+  return found;
+}
+
+size_t DwarfIndex::line_count() const {
+  size_t n = 0;
+  for (const Unit& u : units_) n += u.rows.size();
+  return n;
+}
+
+size_t DwarfIndex::memory_bytes() const {
+  size_t bytes = units_.capacity() * sizeof(Unit) + spans_.capacity() * sizeof(UnitSpan) +
+                 nodes_.capacity() * sizeof(Node);
+  for (const Unit& u : units_)
+    bytes += u.ranges.capacity() * sizeof(Range) + u.rows.capacity() * sizeof(Row) +
+             u.files.capacity() * sizeof(uint32_t) + u.top_buckets.memory_bytes() + u.row_buckets.memory_bytes();
+  for (const std::string& f : files_) bytes += sizeof(std::string) + f.capacity() + 32;  // + hash node
+  return bytes;
 }
 
 }  // namespace stackwatch::symbolizer

@@ -1,21 +1,29 @@
-// A per-module index of DWARF address ranges, built once with one pass over
-// the DIEs and the line tables, then binary-searched per address. This is what
-// makes the symbolizer fast: libdw's dwarf_getscopes walks the DIE tree for
-// every address (eu-addr2line manages ~100 addresses/s that way).
+// A per-module index of DWARF address ranges, binary-searched per address.
+// This is what makes the symbolizer fast: libdw's dwarf_getscopes walks the
+// DIE tree for every address (eu-addr2line manages ~100 addresses/s that way).
 //
-// Shape: a tree of functions. The top level is every concrete subprogram's
-// address ranges, sorted; each function's children are the ranges of the
-// inlined subroutines directly inside it (lexical blocks are flattened away),
-// sorted. Names are resolved through DW_AT_abstract_origin /
+// Lazy per compile unit: building the index reads only each unit's DIE and
+// its address ranges (DW_AT_low_pc/high_pc or DW_AT_ranges). A unit's
+// functions and line table are read the first time an address falls in it,
+// so a profiler that samples a few hot functions of libc pays for the few
+// units holding them, not for all of libc's DWARF (nor does libdw cache the
+// line tables of the others). Units that state no ranges (partial units,
+// odd producers) are read up front, as before.
+//
+// Shape per unit: a tree of functions. The top level is every concrete
+// subprogram's address ranges, sorted; each function's children are the
+// ranges of the inlined subroutines directly inside it (lexical blocks are
+// flattened away), sorted. Names are resolved through DW_AT_abstract_origin /
 // DW_AT_specification chains (dwarf_attr_integrate), which is where LTO
-// binaries put them, across units. Every unit is walked, partial units
-// included, so DW_TAG_imported_unit needs no following. The line table of
-// every CU is merged into one sorted row vector.
+// binaries put them, across units. The unit's line table is kept as compact
+// sorted rows. Function node ids are global to the module (they grow as
+// units are read).
 #pragma once
 
 #include <elfutils/libdw.h>
 
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -34,14 +42,29 @@ struct SourceLocation {
 
 class DwarfIndex {
  public:
-  // The Dwarf handle must outlive the index (names point into its sections).
-  static std::unique_ptr<DwarfIndex> build(Dwarf* dwarf);
+  // An index over the DWARF of elf (which must outlive it: names point into
+  // its sections), or nullptr when libdw cannot read it. The index owns its
+  // libdw handle and ends and restarts it after reading units worth
+  // kLibdwRowBudget line rows: libdw keeps every line table and abbreviation
+  // table it ever parsed until dwarf_end (~60 bytes a row, tens of MB for a
+  // whole machine's C++ binaries), and the index needs none of them once a
+  // unit is read. Section data, where names live, belongs to the Elf.
+  // libdw_row_budget overrides that budget (tests: 0 restarts after every unit).
+  static constexpr size_t kLibdwRowBudget = 65536;
+  static std::unique_ptr<DwarfIndex> build(Elf* elf, size_t libdw_row_budget = kLibdwRowBudget);
+  ~DwarfIndex();
+  DwarfIndex(const DwarfIndex&) = delete;
+  DwarfIndex& operator=(const DwarfIndex&) = delete;
 
   // The function nodes containing vaddr, outermost (the subprogram) first,
-  // each following one inlined into the previous. False if no function covers it.
-  bool functions_at(uint64_t vaddr, std::vector<uint32_t>& chain) const;
+  // each following one inlined into the previous. False if no function covers
+  // it. Reads the unit holding vaddr on first use (hence not const).
+  bool functions_at(uint64_t vaddr, std::vector<uint32_t>& chain);
   // The line-table row for vaddr. False if no row covers it.
-  bool line_at(uint64_t vaddr, SourceLocation& out) const;
+  bool line_at(uint64_t vaddr, SourceLocation& out);
+  // Both at once (one search for the unit): functions_at's result; *line
+  // (when not null) is set as line_at would set it.
+  bool lookup(uint64_t vaddr, std::vector<uint32_t>& chain, SourceLocation* line);
 
   // Raw (possibly mangled) name of a function node; never null ("" if unnamed).
   const char* raw_name(uint32_t node) const { return nodes_[node].name; }
@@ -49,14 +72,20 @@ class DwarfIndex {
   SourceLocation call_site(uint32_t node) const { return nodes_[node].call_site; }
   const std::string& file_name(uint32_t file) const { return files_[file]; }
 
+  // Function nodes and line rows read so far.
   size_t function_count() const { return nodes_.size(); }
-  size_t line_count() const { return rows_.size(); }
+  size_t line_count() const;
+  size_t unit_count() const { return units_.size(); }
+  size_t units_read() const { return units_read_; }
+  size_t libdw_restarts() const { return restarts_; }
+  // Heap bytes held by the index itself (not libdw's caches).
+  size_t memory_bytes() const;
 
  private:
   struct Node {
     const char* name = "";
     SourceLocation call_site;
-    uint32_t first_child = 0;  // into ranges_
+    uint32_t first_child = 0;  // into the unit's ranges
     uint32_t end_child = 0;
   };
   struct Range {
@@ -65,10 +94,29 @@ class DwarfIndex {
     uint32_t node = 0;
     uint32_t parent = 0;  // node index, or kTopLevel
   };
+  // 16 bytes instead of 24: a million-row line table is 16 MB, not 24.
   struct Row {
     uint64_t address = 0;
-    SourceLocation location;
-    bool end_sequence = false;
+    uint32_t line = 0;
+    uint16_t file = 0;    // into Unit::files (unit-local); 0 is "unknown"
+    uint16_t column = 0;  // low 15 bits (clamped); top bit: end of sequence
+    bool end_sequence() const { return (column & 0x8000) != 0; }
+  };
+  struct Unit {
+    Dwarf_Off die_offset = 0;  // of the unit DIE: Dwarf_Dies die with a restarted handle
+    bool read = false;
+    std::vector<Range> ranges;  // grouped by parent, sorted by low within a group
+    uint32_t top_begin = 0;     // the top-level group is the tail of ranges
+    AddressBuckets top_buckets;
+    std::vector<Row> rows;
+    AddressBuckets row_buckets;
+    std::vector<uint32_t> files;  // unit-local file -> global file id
+  };
+  // One address range of a unit, from its DIE.
+  struct UnitSpan {
+    uint64_t low = 0;
+    uint64_t high = 0;
+    uint32_t unit = 0;
   };
   class Builder;
 
@@ -76,14 +124,30 @@ class DwarfIndex {
   // over [search_begin, search_end), the look-back may go down to begin.
   static const Range* find_range(const Range* begin, const Range* search_begin, const Range* search_end,
                                  uint64_t vaddr);
+  // Calls visit(unit) on each unit whose ranges hold vaddr (reading it first)
+  // until visit returns true; false when none did.
+  template <typename Visit>
+  bool for_units_at(uint64_t vaddr, Visit visit);
+  void read_unit(uint32_t unit);
+  // Ends and restarts the libdw handle, dropping its caches (see build).
+  void restart_libdw();
+  bool functions_in(const Unit& unit, uint64_t vaddr, std::vector<uint32_t>& chain) const;
+  bool line_in(const Unit& unit, uint64_t vaddr, SourceLocation& out) const;
 
+  DwarfIndex() = default;
+
+  Elf* elf_ = nullptr;
+  Dwarf* dwarf_ = nullptr;
+  bool can_restart_ = true;        // false when names may live in a supplementary file libdw owns
+  size_t rows_since_restart_ = 0;  // line rows libdw has cached since the last restart
+  size_t row_budget_ = kLibdwRowBudget;
+  size_t restarts_ = 0;
+  std::vector<Unit> units_;
+  std::vector<UnitSpan> spans_;  // sorted by low
+  size_t units_read_ = 0;
   std::vector<Node> nodes_;
-  std::vector<Range> ranges_;  // grouped by parent, sorted by low within a group
-  uint32_t top_begin_ = 0;     // the top-level group is the tail of ranges_
-  AddressBuckets top_buckets_;
-  std::vector<Row> rows_;
-  AddressBuckets row_buckets_;
-  std::vector<std::string> files_;
+  std::deque<std::string> files_;                            // stable: file_ids_ keys point into it
+  std::unordered_map<std::string_view, uint32_t> file_ids_;  // path -> index in files_
 };
 
 }  // namespace stackwatch::symbolizer

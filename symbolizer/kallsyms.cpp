@@ -1,63 +1,96 @@
 // /proc/kallsyms: the kernel's text symbols (vmlinux and modules), sorted by
 // address for nearest-preceding lookup. Data symbols are dropped so a kernel
-// address is never named after a variable.
+// address is never named after a variable. Read line by line: the file is
+// ~5 MB of text that is never held whole.
 #include <algorithm>
 #include <charconv>
-#include <fstream>
-#include <sstream>
+#include <cstdio>
+#include <memory>
 
 #include "recording/error.h"
 #include "symbolizer/symbolizer.h"
 
 namespace stackwatch::symbolizer {
 
+void Kallsyms::add_line(std::string_view line) {
+  // "ffffffff81000000 T _stext" or "ffffffffc0a01000 t ext4_foo\t[ext4]"
+  size_t sp1 = line.find(' ');
+  if (sp1 == std::string_view::npos || sp1 + 3 > line.size() || line[sp1 + 2] != ' ') return;
+  char type = line[sp1 + 1];
+  if (type != 't' && type != 'T' && type != 'w' && type != 'W') return;
+  uint64_t address = 0;
+  auto [ptr, ec] = std::from_chars(line.data(), line.data() + sp1, address, 16);
+  if (ec != std::errc() || ptr != line.data() + sp1) return;
+  std::string_view rest = line.substr(sp1 + 3);
+  size_t tab = rest.find_first_of("\t ");
+  std::string_view name = rest.substr(0, tab);
+  if (name.empty()) return;
+  Entry e;
+  e.address = address;
+  e.name = static_cast<uint32_t>(names_.size());
+  if (tab != std::string_view::npos) {
+    std::string_view mod = rest.substr(tab + 1);
+    size_t open = mod.find('['), close = mod.find(']');
+    if (open != std::string_view::npos && close != std::string_view::npos && close > open) {
+      std::string_view m = mod.substr(open + 1, close - open - 1);
+      // Modules' symbols come grouped: the last module seen is almost always it.
+      if (modules_[last_module_] != m) {
+        auto it = std::find(modules_.begin(), modules_.end(), m);
+        if (it == modules_.end()) it = modules_.insert(modules_.end(), std::string(m));
+        last_module_ = static_cast<uint32_t>(it - modules_.begin());
+      }
+      e.module = last_module_;
+    }
+  }
+  names_.append(name);
+  names_.push_back('\0');
+  if (address != 0) has_addresses_ = true;
+  entries_.push_back(e);
+}
+
+void Kallsyms::finish() {
+  std::stable_sort(entries_.begin(), entries_.end(),
+                   [](const Entry& a, const Entry& b) { return a.address < b.address; });
+  entries_.shrink_to_fit();
+  names_.shrink_to_fit();
+}
+
 Kallsyms Kallsyms::parse(std::string_view text) {
   Kallsyms k;
+  k.modules_.emplace_back();  // 0: vmlinux
   while (!text.empty()) {
     size_t nl = text.find('\n');
-    std::string_view line = text.substr(0, nl);
+    k.add_line(text.substr(0, nl));
     text = nl == std::string_view::npos ? std::string_view() : text.substr(nl + 1);
-    // "ffffffff81000000 T _stext" or "ffffffffc0a01000 t ext4_foo\t[ext4]"
-    size_t sp1 = line.find(' ');
-    if (sp1 == std::string_view::npos || sp1 + 3 > line.size() || line[sp1 + 2] != ' ') continue;
-    char type = line[sp1 + 1];
-    if (type != 't' && type != 'T' && type != 'w' && type != 'W') continue;
-    uint64_t address = 0;
-    auto [ptr, ec] = std::from_chars(line.data(), line.data() + sp1, address, 16);
-    if (ec != std::errc() || ptr != line.data() + sp1) continue;
-    std::string_view rest = line.substr(sp1 + 3);
-    KernelSymbol sym;
-    sym.address = address;
-    size_t tab = rest.find_first_of("\t ");
-    sym.name = std::string(rest.substr(0, tab));
-    if (tab != std::string_view::npos) {
-      std::string_view mod = rest.substr(tab + 1);
-      size_t open = mod.find('['), close = mod.find(']');
-      if (open != std::string_view::npos && close != std::string_view::npos && close > open)
-        sym.module = std::string(mod.substr(open + 1, close - open - 1));
-    }
-    if (sym.name.empty()) continue;
-    if (address != 0) k.has_addresses_ = true;
-    k.symbols_.push_back(std::move(sym));
   }
-  std::stable_sort(k.symbols_.begin(), k.symbols_.end(),
-                   [](const KernelSymbol& a, const KernelSymbol& b) { return a.address < b.address; });
+  k.finish();
   return k;
 }
 
 Kallsyms Kallsyms::load(const std::string& path) {
-  std::ifstream in(path);
+  std::unique_ptr<std::FILE, int (*)(std::FILE*)> in(std::fopen(path.c_str(), "re"), &std::fclose);
   if (!in) throw Error("cannot read " + path + ": kernel symbols are unavailable");
-  std::ostringstream text;
-  text << in.rdbuf();
-  return parse(text.str());
+  Kallsyms k;
+  k.modules_.emplace_back();  // 0: vmlinux
+  k.entries_.reserve(1 << 17);  // a typical kernel's text symbols, without regrowth
+  char* line = nullptr;
+  size_t capacity = 0;
+  ssize_t n;
+  while ((n = ::getline(&line, &capacity, in.get())) > 0) {
+    size_t len = static_cast<size_t>(n);
+    if (line[len - 1] == '\n') --len;
+    k.add_line(std::string_view(line, len));
+  }
+  std::free(line);
+  k.finish();
+  return k;
 }
 
 const KernelSymbol* Kallsyms::find(uint64_t address) const {
-  if (!has_addresses_ || symbols_.empty()) return nullptr;
-  auto it = std::upper_bound(symbols_.begin(), symbols_.end(), address,
-                             [](uint64_t a, const KernelSymbol& s) { return a < s.address; });
-  if (it == symbols_.begin()) return nullptr;
+  if (!has_addresses_ || entries_.empty()) return nullptr;
+  auto it = std::upper_bound(entries_.begin(), entries_.end(), address,
+                             [](uint64_t a, const Entry& e) { return a < e.address; });
+  if (it == entries_.begin()) return nullptr;
   --it;
   // kallsyms has no sizes. No kernel function is anywhere near this long, so
   // an address this far past the last symbol (the gap between vmlinux and the
@@ -66,8 +99,22 @@ const KernelSymbol* Kallsyms::find(uint64_t address) const {
   if (address - it->address >= kMaxFunctionSize) return nullptr;
   // Of several names at one address, the first listed is the kernel's own
   // (_text before its __pi__text alias); the sort kept file order.
-  while (it != symbols_.begin() && std::prev(it)->address == it->address) --it;
-  return &*it;
+  while (it != entries_.begin() && std::prev(it)->address == it->address) --it;
+  uint32_t index = static_cast<uint32_t>(it - entries_.begin());
+  auto [slot, fresh] = resolved_.try_emplace(index);
+  if (fresh) {
+    slot->second.address = it->address;
+    slot->second.name = names_.c_str() + it->name;
+    slot->second.module = modules_[it->module];
+  }
+  return &slot->second;
+}
+
+size_t Kallsyms::memory_bytes() const {
+  size_t bytes = entries_.capacity() * sizeof(Entry) + names_.capacity();
+  for (const std::string& m : modules_) bytes += sizeof m + m.capacity();
+  bytes += resolved_.size() * (sizeof(KernelSymbol) + 48);
+  return bytes;
 }
 
 }  // namespace stackwatch::symbolizer

@@ -43,16 +43,14 @@ std::shared_ptr<Module> Module::load(std::unique_ptr<ElfFile> main, const std::s
   m->symbols_.finish();
   if (dwarf_file != nullptr) {
     m->dwarf_view_ = dwarf_file->open_for_dwarf();
-    Elf* elf = m->dwarf_view_ ? m->dwarf_view_->elf() : dwarf_file->elf();
-    m->dwarf_ = dwarf_begin_elf(elf, DWARF_C_READ, nullptr);
+    m->dwarf_elf_ = m->dwarf_view_ ? m->dwarf_view_->elf() : dwarf_file->elf();
   }
   return m;
 }
 
 Module::~Module() {
   if (cfi_ != nullptr) dwarf_cfi_end(cfi_);
-  index_.reset();
-  if (dwarf_ != nullptr) dwarf_end(dwarf_);
+  index_.reset();  // before the ElfFiles it reads
 }
 
 std::optional<uint64_t> Module::offset_to_vaddr(uint64_t offset) const {
@@ -66,7 +64,7 @@ std::optional<uint64_t> Module::vaddr_to_offset(uint64_t vaddr) const {
 void Module::prepare() {
   if (index_built_) return;
   index_built_ = true;
-  if (dwarf_ != nullptr) index_ = DwarfIndex::build(dwarf_);
+  if (dwarf_elf_ != nullptr) index_ = DwarfIndex::build(dwarf_elf_);
 }
 
 const std::string& Module::name_of(const char* raw, bool demangle_names) {
@@ -82,7 +80,8 @@ const std::string& Module::name_of(const char* raw, bool demangle_names) {
 }
 
 const std::string& Module::node_name(uint32_t node, bool demangle_names) {
-  if (node_names_.empty()) node_names_.assign(index_->function_count(), nullptr);
+  // Nodes are added as the index reads more units.
+  if (node >= node_names_.size()) node_names_.resize(index_->function_count(), nullptr);
   const std::string*& name = node_names_[node];
   if (name == nullptr) name = &name_of(index_->raw_name(node), demangle_names);
   return *name;
@@ -115,9 +114,10 @@ bool Module::fde_bounds(uint64_t vaddr, uint64_t& start, uint64_t& end) {
 
 void Module::symbolize(uint64_t vaddr, const LookupOptions& options, std::vector<Frame>& out) {
   prepare();
-  if (index_ && index_->functions_at(vaddr, chain_) && *index_->raw_name(chain_.front()) != '\0') {
-    SourceLocation location;
-    if (options.line_info) index_->line_at(vaddr, location);
+  SourceLocation location;
+  if (index_ && index_->lookup(vaddr, chain_, options.line_info ? &location : nullptr) &&
+      *index_->raw_name(chain_.front()) != '\0') {
+    out.reserve(out.size() + (options.inlines ? chain_.size() : 1));
     // The containing function takes its name from the symbol table when a
     // symbol covers the address, as llvm-symbolizer and perf do: DWARF may
     // name an internal alias (glibc's __GI_ names), the symbol the public one,

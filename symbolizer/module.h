@@ -47,7 +47,8 @@ class Module {
   // (they are fixed per Symbolizer, which owns its modules).
   void symbolize(uint64_t vaddr, const LookupOptions& options, std::vector<Frame>& out);
 
-  // Builds the DWARF index now rather than on first lookup.
+  // Opens the DWARF index now rather than on first lookup (its units are
+  // still read on demand).
   void prepare();
 
  private:
@@ -64,7 +65,7 @@ class Module {
   SymbolTable symbols_;         // every function symbol known, for addresses DWARF does not cover
   SymbolTable public_symbols_;  // a stripped binary's own .dynsym (empty otherwise)
   const SymbolTable* naming_symbols_ = &symbols_;  // names the containing function
-  Dwarf* dwarf_ = nullptr;
+  Elf* dwarf_elf_ = nullptr;  // the ELF file libdw reads (owned by debug_, main_ or dwarf_view_)
   bool index_built_ = false;
   std::unique_ptr<DwarfIndex> index_;
   Dwarf_CFI* cfi_ = nullptr;

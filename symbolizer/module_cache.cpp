@@ -10,11 +10,20 @@ std::shared_ptr<Module> ModuleCache::find(const std::string& key) {
   return it->second->module;
 }
 
+bool ModuleCache::touch(const Module* module) {
+  auto it = by_module_.find(module);
+  if (it == by_module_.end()) return false;
+  entries_.splice(entries_.begin(), entries_, it->second);
+  return true;
+}
+
 void ModuleCache::insert(std::shared_ptr<Module> module, const std::vector<std::string>& keys) {
   entries_.push_front({std::move(module), {}});
+  by_module_[entries_.front().module.get()] = entries_.begin();
   for (const std::string& key : keys) add_key(entries_.front().module, key);
   while (entries_.size() > capacity_) {
     for (const std::string& key : entries_.back().keys) by_key_.erase(key);
+    by_module_.erase(entries_.back().module.get());
     entries_.pop_back();
   }
 }

@@ -22,6 +22,9 @@ class ModuleCache {
   std::shared_ptr<Module> find(const std::string& key);
   // Adds module under keys, evicting the least recently used modules beyond capacity.
   void insert(std::shared_ptr<Module> module, const std::vector<std::string>& keys);
+  // Marks module most recently used, without a key lookup; false if it is
+  // no longer cached.
+  bool touch(const Module* module);
   // Adds one more key to a cached module (no-op if module is not cached).
   void add_key(const std::shared_ptr<Module>& module, const std::string& key);
   size_t size() const { return entries_.size(); }
@@ -34,6 +37,7 @@ class ModuleCache {
   size_t capacity_;
   std::list<Entry> entries_;  // most recently used first
   std::unordered_map<std::string, std::list<Entry>::iterator> by_key_;
+  std::unordered_map<const Module*, std::list<Entry>::iterator> by_module_;
 };
 
 }  // namespace stackwatch::symbolizer

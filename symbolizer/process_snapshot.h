@@ -18,12 +18,17 @@
 
 namespace stackwatch::symbolizer {
 
+class Module;
+
 // An open executable file, shared by every process that maps it.
 struct MappedFile {
   int fd = -1;
   std::string path;      // as the process saw it, without " (deleted)"
   std::string identity;  // "f:path:dev:inode:size:mtime", the cache key before the build-id is known
   std::string error;     // why it could not be opened (fd is then -1)
+  // The parsed module of this file once known, so a lookup needs no key
+  // hashing; the module cache still owns it (and may evict it).
+  mutable std::weak_ptr<Module> module;
   MappedFile() = default;
   MappedFile(const MappedFile&) = delete;
   MappedFile& operator=(const MappedFile&) = delete;

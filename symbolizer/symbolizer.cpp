@@ -53,6 +53,13 @@ struct Symbolizer::Impl {
       error = file.error;
       return nullptr;
     }
+    if (auto m = file.module.lock(); m && cache.touch(m.get())) return m;
+    auto m = find_module(file, error);
+    if (m) file.module = m;
+    return m;
+  }
+
+  std::shared_ptr<Module> find_module(const MappedFile& file, std::string& error) {
     if (auto m = cache.find(file.identity)) return m;
     if (auto it = unusable_files.find(file.identity); it != unusable_files.end()) {
       error = it->second;

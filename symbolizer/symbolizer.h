@@ -12,7 +12,8 @@
 //
 // Where names and lines come from, per module: DWARF (in the binary, else the
 // debug file under debug_root/.build-id/xx/rest.debug, else the one named by
-// .gnu_debuglink) through a per-module index of address ranges built once;
+// .gnu_debuglink) through a per-module index of address ranges, filled one
+// compile unit at a time as addresses first fall in each (dwarf_index.h);
 // the containing function's name from the binary's own symbol table when a
 // symbol covers the address (as llvm-symbolizer does); without DWARF, the
 // symbol tables, bounded by .eh_frame so a stripped binary's static function
@@ -31,6 +32,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "recording/recording.h"
@@ -62,21 +64,41 @@ struct KernelSymbol {
   std::string module;  // empty for vmlinux, else the module name ("ext4")
 };
 
-// /proc/kallsyms, sorted for lookup. Only text symbols (t/T/w/W) are kept.
+// /proc/kallsyms, sorted for lookup. Only text symbols (t/T/w/W) are kept,
+// compactly: one sorted array of (address, offset into one name arena,
+// module number), ~16 bytes a symbol plus its name, instead of a
+// KernelSymbol with two std::strings each (a kernel has ~100,000 of them).
+// The KernelSymbols find() hands out are made on demand and kept.
+// Not safe for concurrent use, even through const: find() fills that cache.
 class Kallsyms {
  public:
   static Kallsyms parse(std::string_view text);
   static Kallsyms load(const std::string& path = "/proc/kallsyms");
   // The symbol containing address (nearest preceding; of several names at
   // one address the first listed), or nullptr before the first symbol, when
-  // addresses are hidden, or 1 MiB or more past the nearest symbol.
+  // addresses are hidden, or 1 MiB or more past the nearest symbol. The
+  // pointer stays valid as long as this Kallsyms.
   const KernelSymbol* find(uint64_t address) const;
-  size_t size() const { return symbols_.size(); }
+  size_t size() const { return entries_.size(); }
   // False when kptr_restrict hides addresses (all zero).
   bool has_addresses() const { return has_addresses_; }
+  // Heap bytes held (for statistics).
+  size_t memory_bytes() const;
 
  private:
-  std::vector<KernelSymbol> symbols_;
+  struct Entry {
+    uint64_t address = 0;
+    uint32_t name = 0;    // offset of the NUL-terminated name in names_
+    uint32_t module = 0;  // index in modules_; 0 is vmlinux
+  };
+  void add_line(std::string_view line);
+  void finish();
+
+  std::vector<Entry> entries_;
+  std::string names_;
+  std::vector<std::string> modules_;
+  uint32_t last_module_ = 0;  // while parsing: the module of the previous line
+  mutable std::unordered_map<uint32_t, KernelSymbol> resolved_;  // entry index -> symbol
   bool has_addresses_ = false;
 };
 

@@ -3,7 +3,8 @@
 // CPU and peak RSS).
 //
 //   overhead_bench oncpu  [ROUNDS]   2-thread CPU workload: alone, under
-//                                    stackwatch record at 49 and 999 Hz, under
+//                                    stackwatch record at 49 and 999 Hz (the
+//                                    default --call-graph dwarf, and fp), under
 //                                    perf record -a -g at the same rates
 //   overhead_bench offcpu [ROUNDS]   pipe ping-pong: alone, under
 //                                    stackwatch record --off-cpu, under
@@ -16,6 +17,14 @@
 //
 // Configurations are alternated within each round so drift in the machine's
 // speed hits them all alike; the median over rounds is reported. Needs root.
+//
+// A tool's CPU is split by phase, from /proc/PID/stat (utime + stime) read
+// when the workload starts and when it ends: start-up (BPF load, kallsyms;
+// everything before the workload), steady state (while the workload runs, as
+// % of one core over the workload's wall time: what the goal of 1% is about)
+// and shutdown (the final drain and rendering after the stop signal). Peak RSS
+// is given twice: while the workload ran (VmHWM just before the stop) and over
+// the whole life (ru_maxrss, shutdown included).
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -24,6 +33,8 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <fstream>
+#include <sstream>
 #include <cstdlib>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -80,12 +91,44 @@ double bpf_ns_per_run(const std::string& prog_name) {
   return cnt ? double(ns) / cnt : 0;
 }
 
+// CPU seconds (user + system) a live process has used so far, from
+// /proc/PID/stat; -1 if it cannot be read.
+double process_cpu_s(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  size_t close = text.rfind(')');  // comm may hold spaces
+  if (close == std::string::npos) return -1;
+  std::istringstream fields(text.substr(close + 2));
+  std::string f;
+  unsigned long long utime = 0, stime = 0;
+  // Fields 3..: state ppid pgrp session tty_nr tpgid flags minflt cminflt
+  // majflt cmajflt utime stime.
+  for (int i = 3; i <= 15 && fields >> f; ++i) {
+    if (i == 14) utime = std::stoull(f);
+    if (i == 15) stime = std::stoull(f);
+  }
+  return static_cast<double>(utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
+// VmHWM (peak resident set so far) of a live process in KiB; 0 if unknown.
+long process_hwm_kb(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.starts_with("VmHWM:")) return std::atol(line.c_str() + 6);
+  return 0;
+}
+
 struct Run {
   double workload_s = 0;
   double bpf_ns = 0;  // per program run, stackwatch only
   double profiler_cpu_s = 0;
   double profiler_life_s = 0;
   long profiler_maxrss_kb = 0;
+  double startup_cpu_s = 0;  // before the workload started
+  double steady_cpu_s = 0;   // while the workload ran
+  double stop_cpu_s = 0;     // after the stop signal
+  long steady_hwm_kb = 0;    // peak RSS before the stop signal
 };
 
 Run run_once(const Profiler& p, const std::vector<std::string>& workload) {
@@ -97,12 +140,15 @@ Run run_once(const Profiler& p, const std::vector<std::string>& workload) {
     // Loading BPF programs / opening perf buffers: let the tool settle.
     usleep(1500 * 1000);
   }
+  double cpu_at_start = prof > 0 ? process_cpu_s(prof) : 0;
   double t0 = now_s();
   pid_t w = spawn(workload, true);
   int status;
   waitpid(w, &status, 0);
   r.workload_s = now_s() - t0;
   if (prof > 0) {
+    double cpu_at_end = process_cpu_s(prof);
+    r.steady_hwm_kb = process_hwm_kb(prof);
     r.bpf_ns = bpf_ns_per_run("sample_on_cpu");
     kill(prof, SIGINT);
     rusage ru{};
@@ -110,6 +156,9 @@ Run run_once(const Profiler& p, const std::vector<std::string>& workload) {
     r.profiler_life_s = now_s() - prof_start;
     r.profiler_cpu_s = ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
     r.profiler_maxrss_kb = ru.ru_maxrss;
+    r.startup_cpu_s = cpu_at_start;
+    r.steady_cpu_s = cpu_at_end - cpu_at_start;
+    r.stop_cpu_s = r.profiler_cpu_s - cpu_at_end;
   }
   return r;
 }
@@ -130,9 +179,14 @@ int main(int argc, char** argv) {
   std::vector<std::string> workload;
   if (scenario == "oncpu") {
     workload = {dir + "/bench_cpu_workload", "2400000000"};
+    auto sw_run = [&](const char* hz, const char* cg) {
+      return std::vector<std::string>{sw, "record", "--on-cpu", "-F", hz, "--call-graph", cg, "-q", "-o", "/tmp/sw_bench_out"};
+    };
     profilers = {{"alone", {}},
-                 {"stackwatch 49 Hz", {sw, "record", "--on-cpu", "-F", "49", "-q", "-o", "/tmp/sw_bench_out"}},
-                 {"stackwatch 999 Hz", {sw, "record", "--on-cpu", "-F", "999", "-q", "-o", "/tmp/sw_bench_out"}},
+                 {"stackwatch dwarf 49 Hz", sw_run("49", "dwarf")},
+                 {"stackwatch dwarf 999 Hz", sw_run("999", "dwarf")},
+                 {"stackwatch fp 49 Hz", sw_run("49", "fp")},
+                 {"stackwatch fp 999 Hz", sw_run("999", "fp")},
                  {"perf record -a -g 49 Hz", {"perf", "record", "-a", "-g", "-F", "49", "-o", "/tmp/sw_bench_perf.data"}},
                  {"perf record -a -g 999 Hz",
                   {"perf", "record", "-a", "-g", "-F", "999", "-o", "/tmp/sw_bench_perf.data"}}};
@@ -173,25 +227,36 @@ int main(int argc, char** argv) {
   for (const Run& r : runs["alone"]) base.push_back(r.workload_s);
   double base_s = median(base);
   std::printf("%s workload, %d rounds, median wall time alone: %.3f s\n", scenario.c_str(), rounds, base_s);
-  std::printf("%-32s %10s %10s %14s %12s %12s\n", "configuration", "median s", "slowdown", "tool CPU %core",
-              "peak RSS MB", "BPF ns/run");
+  std::printf("tool CPU: life = all CPU / whole life; start-up = CPU s before the workload; steady = %% of a\n"
+              "core while the workload ran; stop = CPU s after the stop signal. RSS: run = peak before the\n"
+              "stop signal, life = peak over the whole life (ru_maxrss). Medians (RSS: max) over rounds.\n");
+  std::printf("%-30s %9s %9s %9s %9s %9s %8s %8s %8s %8s\n", "configuration", "median s", "slowdown", "life %",
+              "start-up", "steady %", "stop s", "RSS run", "RSS life", "BPF ns");
   for (const Profiler& p : profilers) {
-    std::vector<double> w, cpu_share, bpf;
-    long rss = 0;
+    std::vector<double> w, cpu_share, bpf, startup, steady, stop;
+    long rss = 0, hwm = 0;
     for (const Run& r : runs[p.name]) {
       w.push_back(r.workload_s);
       if (r.profiler_life_s > 0) cpu_share.push_back(100.0 * r.profiler_cpu_s / r.profiler_life_s);
+      startup.push_back(r.startup_cpu_s);
+      if (r.workload_s > 0) steady.push_back(100.0 * r.steady_cpu_s / r.workload_s);
+      stop.push_back(r.stop_cpu_s);
       rss = std::max(rss, r.profiler_maxrss_kb);
+      hwm = std::max(hwm, r.steady_hwm_kb);
       if (r.bpf_ns > 0) bpf.push_back(r.bpf_ns);
     }
     double m = median(w);
-    std::printf("%-32s %10.3f %9.2f%%", p.name.c_str(), m, 100.0 * (m / base_s - 1));
-    if (p.argv.empty())
-      std::printf(" %14s %12s %12s\n", "-", "-", "-");
-    else if (bpf.empty())
-      std::printf(" %13.2f%% %12.1f %12s\n", median(cpu_share), rss / 1024.0, "-");
+    std::printf("%-30s %9.3f %8.2f%%", p.name.c_str(), m, 100.0 * (m / base_s - 1));
+    if (p.argv.empty()) {
+      std::printf("\n");
+      continue;
+    }
+    std::printf(" %8.2f%% %9.3f %8.2f%% %9.3f %8.1f %8.1f", median(cpu_share), median(startup), median(steady),
+                median(stop), hwm / 1024.0, rss / 1024.0);
+    if (bpf.empty())
+      std::printf(" %8s\n", "-");
     else
-      std::printf(" %13.2f%% %12.1f %12.0f\n", median(cpu_share), rss / 1024.0, median(bpf));
+      std::printf(" %8.0f\n", median(bpf));
   }
   return 0;
 }

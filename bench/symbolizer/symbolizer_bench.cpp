@@ -192,6 +192,8 @@ std::vector<std::vector<std::string>> parse_llvm(const std::string& path) {
 struct Agreement {
   size_t outer = 0, chain = 0, compared = 0;
   size_t only_ours = 0;  // the tool printed ?? where stackwatch named the function
+  size_t both_named = 0, outer_both_named = 0;  // addresses both named, and agreed on
+  std::vector<size_t> only_ours_at;  // which addresses those were
 };
 
 // SYMBOLIZER_BENCH_DIFFS=N prints the first N disagreements.
@@ -210,7 +212,14 @@ Agreement agree(const std::vector<std::vector<std::string>>& ours, const std::ve
     if (ours[i].empty() || theirs[i].empty()) continue;
     a.outer += ours[i].back() == theirs[i].back();
     a.chain += ours[i] == theirs[i];
-    a.only_ours += theirs[i].back() == "??" && ours[i].back() != "??";
+    if (theirs[i].back() == "??" && ours[i].back() != "??") {
+      ++a.only_ours;
+      a.only_ours_at.push_back(i);
+    }
+    if (theirs[i].back() != "??" && ours[i].back() != "??") {
+      ++a.both_named;
+      a.outer_both_named += ours[i].back() == theirs[i].back();
+    }
     if (ours[i] != theirs[i] && shown++ < show)
       std::printf("     0x%" PRIx64 " stackwatch: %s\n     %*s %s: %s\n", addresses[i], join(ours[i]).c_str(), 18, "",
                   tool, join(theirs[i]).c_str());
@@ -261,9 +270,11 @@ void bench(const std::string& binary, size_t count, size_t eu_subset) {
 
   double a2l_s = run_tool({"addr2line", "-a", "-f", "-i", "-C", "-e", real}, in, out);
   Agreement a2l;
+  std::vector<std::vector<std::string>> a2l_names;
   if (a2l_s > 0) {
     std::printf("   addr2line -f -i -C   %10.0f addresses/s  (%.3f s)\n", addresses.size() / a2l_s, a2l_s);
-    a2l = agree(ours, parse_addr2line(out), addresses, "addr2line");
+    a2l_names = parse_addr2line(out);
+    a2l = agree(ours, a2l_names, addresses, "addr2line");
   }
   double llvm_s = -1;
   for (const char* tool : {"llvm-symbolizer", "llvm-symbolizer-14"}) {
@@ -303,6 +314,20 @@ void bench(const std::string& binary, size_t count, size_t eu_subset) {
                 "llvm-symbolizer says ?? where stackwatch names it: %.2f%%)\n",
                 100.0 * llvm.outer / llvm.compared, 100.0 * llvm.chain / llvm.compared, llvm.compared,
                 100.0 * llvm.only_ours / llvm.compared);
+  if (llvm.compared) {
+    // Where llvm-symbolizer prints ?? there is no name to disagree with;
+    // addr2line says whether stackwatch's name there is right.
+    size_t a2l_confirms = 0, a2l_checked = 0;
+    for (size_t i : llvm.only_ours_at) {
+      if (i >= a2l_names.size() || a2l_names[i].empty() || a2l_names[i].back() == "??") continue;
+      ++a2l_checked;
+      a2l_confirms += a2l_names[i].back() == ours[i].back();
+    }
+    std::printf("   ... where both name a function: function %.2f%% (of %zu); where only stackwatch does, "
+                "addr2line agrees with stackwatch on %zu of %zu\n",
+                llvm.both_named ? 100.0 * llvm.outer_both_named / llvm.both_named : 0.0, llvm.both_named, a2l_confirms,
+                a2l_checked);
+  }
   if (llvm_mangled.compared)
     std::printf("   ... mangled names:              function %.2f%%, whole inline chain %.2f%% (of %zu)\n",
                 100.0 * llvm_mangled.outer / llvm_mangled.compared, 100.0 * llvm_mangled.chain / llvm_mangled.compared,
