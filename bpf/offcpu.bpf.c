@@ -12,11 +12,16 @@
  * context on its way back out of schedule(); switch-out is the last moment
  * its stacks can be read.
  *
- * Counts are double-buffered like the on-CPU ones. The stack map is NOT:
- * a thread may sleep across many intervals (a 20 s fdatasync), so a stack id
- * taken at switch-out must still be valid when the thread wakes up. The map
- * is sized from flags and never recycled during a recording; when it is
- * full, bpf_get_stackid fails and the failure is counted (stack map full).
+ * Counts are double-buffered like the on-CPU ones. Stacks are too, with a
+ * twist: a thread may sleep across many intervals (a 20 s fdatasync, a
+ * daemon idle for hours), so a stack id taken at switch-out must still mean
+ * its stack when the thread wakes up, after its map was recycled. Hence
+ * stack ids are tagged: user space sets stack_epoch each interval (bit 0
+ * picks the map, the whole value is the tag) and every id stored is
+ * (tag << stack_id_bits) | id. Before it recycles a map, user space copies
+ * the stacks still in it and answers later lookups of that tag from its
+ * copy (see offcpu_stack_ids.h), so recycling loses nothing and the kernel
+ * maps stay bounded by what one interval takes (stack map full is counted).
  */
 #include "common.bpf.h"
 
@@ -32,12 +37,15 @@ struct counts_map {
 struct counts_map off_counts0 SEC(".maps");
 struct counts_map off_counts1 SEC(".maps");
 
-struct {
+struct off_stack_map {
   __uint(type, BPF_MAP_TYPE_STACK_TRACE);
   __uint(max_entries, 16384);
   __uint(key_size, sizeof(__u32));
   __uint(value_size, SW_MAX_STACK_DEPTH * sizeof(__u64));
-} off_stacks SEC(".maps");
+};
+
+struct off_stack_map off_stacks0 SEC(".maps");
+struct off_stack_map off_stacks1 SEC(".maps");
 
 struct {
   __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -86,6 +94,16 @@ struct {
 
 volatile __u32 active_buffer = 0;
 const volatile __u64 min_block_ns = 1000000;
+/* Stack ids of one map fit in stack_id_bits; the tag goes above them. */
+const volatile __u32 stack_id_bits = 16;
+volatile __u32 stack_epoch = 0;
+
+/* A tagged stack id of the current task's kernel or user stack, or -errno. */
+static __always_inline long take_stackid(void *ctx, __u32 epoch, __u64 flags) {
+  long id = (epoch & 1) ? bpf_get_stackid(ctx, &off_stacks1, flags) : bpf_get_stackid(ctx, &off_stacks0, flags);
+  if (id < 0) return id;
+  return (long)(((__u64)epoch << stack_id_bits) | (__u64)id);
+}
 
 /* Kernel task state bits (include/linux/sched.h). */
 #define TASK_INTERRUPTIBLE 0x1
@@ -173,9 +191,9 @@ int BPF_PROG(off_cpu_switch, bool preempt, struct task_struct *prev, struct task
     s.off_ts = now;
     s.tgid = prev_tgid;
     s.state = classify_state(prev_state);
-    s.kernel_stack_id =
-        classify_stackid(&offcpu_drops, bpf_get_stackid(ctx, &off_stacks, 0), SW_DROP_KERNEL_STACK);
-    long uid = bpf_get_stackid(ctx, &off_stacks, BPF_F_USER_STACK);
+    __u32 epoch = stack_epoch;
+    s.kernel_stack_id = classify_stackid(&offcpu_drops, take_stackid(ctx, epoch, 0), SW_DROP_KERNEL_STACK);
+    long uid = take_stackid(ctx, epoch, BPF_F_USER_STACK);
     if (uid == -EFAULT && BPF_CORE_READ(prev, mm) != NULL)
       count_drop(&offcpu_drops, SW_DROP_USER_STACK);
     s.user_stack_id = uid == -EFAULT ? (__s32)uid : classify_stackid(&offcpu_drops, uid, SW_DROP_USER_STACK);

@@ -76,6 +76,8 @@ bool probeable_frame(const Frame& f, bool allow_libc) {
 }  // namespace
 
 void CallGraph::add(const StackSample& sample) {
+  // Memory and I/O stacks count other things than time: not this graph's.
+  if (sample.kind != StackKind::kOnCpu && sample.kind != StackKind::kOffCpu) return;
   ++stacks_;
   const bool on = sample.kind == StackKind::kOnCpu;
   const size_t state = std::min<size_t>(static_cast<size_t>(sample.off_state), kOffStates - 1);

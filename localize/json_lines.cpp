@@ -33,9 +33,18 @@ void JsonLinesWriter::append(const nlohmann::json& object) {
   while (done < line.size()) {
     ssize_t n = ::write(fd_, line.data() + done, line.size() - done);
     if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) throw Error("cannot write " + path_ + ": " + std::strerror(errno));
+    if (n <= 0) {
+      int err = errno;
+      // Cut the torn line off (disk full mid-line): the file stays a list
+      // of complete lines, and the next append starts a fresh one.
+      if (done > 0 && ::ftruncate(fd_, static_cast<off_t>(complete_bytes_)) != 0) {
+        // Nothing more to do: the reader skips a torn last line anyway.
+      }
+      throw Error("cannot write " + path_ + ": " + std::strerror(err));
+    }
     done += static_cast<size_t>(n);
   }
+  complete_bytes_ += line.size();
 }
 
 JsonLinesFile read_lines(const std::string& path) {

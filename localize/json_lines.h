@@ -28,6 +28,7 @@ class JsonLinesWriter {
  private:
   std::string path_;
   int fd_ = -1;
+  uint64_t complete_bytes_ = 0;  // the file's size up to its last complete line
 };
 
 // Reads a JSON Lines file: calls `each(line_number, object)` per non-empty

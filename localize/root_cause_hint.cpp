@@ -270,7 +270,35 @@ nlohmann::json FunctionLatency::to_json() const {
           {"involuntary_switches_per_call", involuntary_switches_per_call},
           {"log2_histogram_ns", log2_histogram},
           {"blocked_under", blocked_j},
-          {"dropped", dropped}};
+          {"dropped", dropped},
+          {"baseline", baseline ? baseline->to_json() : nlohmann::json(nullptr)},
+          {"p99_ratio", p99_ratio()}};
+}
+
+double FunctionLatency::p99_ratio() const {
+  if (!baseline || !baseline->measured || baseline->calls == 0 || baseline->p99_ns == 0 || calls == 0) return 0;
+  return static_cast<double>(p99_ns) / static_cast<double>(baseline->p99_ns);
+}
+
+nlohmann::json BaselineLatency::to_json() const {
+  return {{"measured", measured}, {"interval", interval}, {"seconds", seconds}, {"calls", calls},
+          {"p50_ns", p50_ns},     {"p99_ns", p99_ns},     {"max_ns", max_ns},   {"sampled", sampled},
+          {"rounds", rounds},     {"log2_histogram_ns", log2_histogram}};
+}
+
+BaselineLatency baseline_latency_from_json(const nlohmann::json& j) {
+  BaselineLatency b;
+  b.measured = j.value("measured", false);
+  b.interval = j.value("interval", uint64_t{0});
+  b.seconds = j.value("seconds", 0.0);
+  b.calls = j.value("calls", uint64_t{0});
+  b.p50_ns = j.value("p50_ns", uint64_t{0});
+  b.p99_ns = j.value("p99_ns", uint64_t{0});
+  b.max_ns = j.value("max_ns", uint64_t{0});
+  b.sampled = j.value("sampled", false);
+  b.rounds = j.value("rounds", uint64_t{0});
+  b.log2_histogram = j.value("log2_histogram_ns", std::vector<uint64_t>{});
+  return b;
 }
 
 FunctionLatency function_latency_from_json(const nlohmann::json& j) {
@@ -300,6 +328,7 @@ FunctionLatency function_latency_from_json(const nlohmann::json& j) {
     f.blocked.push_back(std::move(s));
   }
   f.dropped = j.value("dropped", uint64_t{0});
+  if (auto b = j.find("baseline"); b != j.end() && b->is_object()) f.baseline = baseline_latency_from_json(*b);
   return f;
 }
 
@@ -326,12 +355,48 @@ std::vector<BlockedWeight> probe_paths(const FunctionLatency& p) {
   return out;
 }
 
-std::string probe_numbers(const FunctionLatency& p) {
+// What the p99 compares with: "baseline 310 us, 3290x", "no calls before: ...".
+std::string baseline_words(const BaselineLatency& b, uint64_t p99_ns) {
   char buf[160];
-  std::snprintf(buf, sizeof buf, "p99 %s (p50 %s, max %s, %llu calls)", format_duration_ns(p.p99_ns).c_str(),
-                format_duration_ns(p.p50_ns).c_str(), format_duration_ns(p.max_ns).c_str(),
+  if (b.measured && b.calls > 0) {
+    double ratio = b.p99_ns > 0 ? static_cast<double>(p99_ns) / static_cast<double>(b.p99_ns) : 0;
+    if (ratio >= 1.5)
+      std::snprintf(buf, sizeof buf, "baseline %s, %.0fx", format_duration_ns(static_cast<double>(b.p99_ns)).c_str(), ratio);
+    else
+      std::snprintf(buf, sizeof buf, "baseline %s", format_duration_ns(static_cast<double>(b.p99_ns)).c_str());
+  } else if (b.measured) {
+    std::snprintf(buf, sizeof buf, "no calls before: none completed in a %.1f s probe of interval %llu", b.seconds,
+                  static_cast<unsigned long long>(b.interval));
+  } else if (!b.sampled) {
+    std::snprintf(buf, sizeof buf, "no calls before: not in any stack of the %.0f s before", b.seconds);
+  } else {
+    std::snprintf(buf, sizeof buf, "no baseline: not probed before");
+  }
+  return buf;
+}
+
+std::string probe_numbers(const FunctionLatency& p) {
+  char buf[320];
+  std::string before = p.baseline ? baseline_words(*p.baseline, p.p99_ns) + "; " : "";
+  std::snprintf(buf, sizeof buf, "p99 %s (%sp50 %s, max %s, %llu calls)", format_duration_ns(p.p99_ns).c_str(),
+                before.c_str(), format_duration_ns(p.p50_ns).c_str(), format_duration_ns(p.max_ns).c_str(),
                 static_cast<unsigned long long>(p.calls));
   return buf;
+}
+
+// Calls that run (on CPU) at least this many times as long as a whole
+// call took before do more work than before, however long they also wait.
+constexpr double kMoreWorkFactor = 4;
+
+// Whether a probed function that mostly waited for a CPU also does more
+// work per call than before: its CPU time per call against the baseline's
+// median call, or, without a measured baseline, the stacks' verdict that
+// its on-CPU time grew (more than its runnable time, when that was seen).
+bool more_work_per_call(const FunctionLatency& p, const Verdict& stacks) {
+  double cpu_per_call = p.mean_ns * p.on_cpu_share;
+  if (p.baseline && p.baseline->measured && p.baseline->calls > 0)
+    return cpu_per_call >= kMoreWorkFactor * static_cast<double>(std::max<uint64_t>(p.baseline->p50_ns, 1));
+  return stacks.category == CauseCategory::kCpuBound;
 }
 
 void fill_record(Hint& h, const Verdict& v) {
@@ -382,9 +447,18 @@ Hint make_hint(const Suspect& s, const FunctionLatency* probe) {
     TimeSplit split = probe_split(*probe);
     if (probe_blocked.empty()) split.by_state = grown.by_state;
     Verdict v = judge(split, probe_blocked.empty() ? paths : probe_blocked);
+    if (v.category == CauseCategory::kCpuWait && more_work_per_call(*probe, stacks_verdict)) {
+      // Starved of CPU, but each call also runs far longer than a whole
+      // call took before: the calls do more work, on a busy machine.
+      v.category = CauseCategory::kCpuBound;
+      v.share = split.on / (split.on + split.sleeping + split.runqueue);
+      v.runqueue_share = split.runqueue / (split.on + split.sleeping + split.runqueue);
+      v.state = OffCpuState::kNone;
+    }
     h.sentence = s.function.name + ": " + probe_numbers(*probe) + ", " + percent(v.share) + " of it " + where(v) +
                  ": " + explain(v.category);
     h.record["probe"] = probe->to_json();
+    if (double r = probe->p99_ratio(); r > 0) h.record["p99_ratio"] = r;
     fill_record(h, v);
     return h;
   }

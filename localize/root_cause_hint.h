@@ -16,6 +16,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -59,6 +60,25 @@ struct ProbeBlockedStack {
   uint64_t events = 0;
 };
 
+// The same function's latency before the anomaly, for comparison: what a
+// probe measured on it during normal intervals, or, when none did, what
+// the baseline's stacks say (a function never sampled before had no calls
+// worth measuring: "no calls before").
+struct BaselineLatency {
+  bool measured = false;  // a probe ran on the function in a normal interval
+  uint64_t interval = 0;  // the interval it ran in (measured)
+  double seconds = 0;     // probe window (measured) or baseline stacks' length
+  uint64_t calls = 0;
+  uint64_t p50_ns = 0, p99_ns = 0, max_ns = 0;
+  bool sampled = false;   // not measured: the function is in the baseline's stacks
+  uint64_t rounds = 0;    // probe rounds pooled (measured)
+  std::vector<uint64_t> log2_histogram;  // [i]: calls in [2^i, 2^(i+1)) ns (measured)
+
+  nlohmann::json to_json() const;
+};
+
+BaselineLatency baseline_latency_from_json(const nlohmann::json& j);
+
 // What the latency probes measured for one function.
 struct FunctionLatency {
   std::string function;  // as requested or resolved (demangled)
@@ -77,7 +97,10 @@ struct FunctionLatency {
   std::vector<uint64_t> log2_histogram;  // [i]: calls with latency in [2^i, 2^(i+1)) ns
   std::vector<ProbeBlockedStack> blocked;  // largest first
   uint64_t dropped = 0;  // calls not measured (nesting too deep, maps full)
+  std::optional<BaselineLatency> baseline;  // before the anomaly (record only)
 
+  // p99 / baseline p99, 0 when either is unknown or zero.
+  double p99_ratio() const;
   nlohmann::json to_json() const;
 };
 

@@ -18,6 +18,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <future>
 #include <memory>
 #include <string>
 #include <vector>
@@ -57,6 +58,25 @@ class LatencyProbes {
   LatencyProbeOptions options_;
   std::chrono::steady_clock::time_point started_;
   mutable double frozen_seconds_ = -1;  // window length once detached
+};
+
+// Detaching uprobes costs the kernel about 100 ms per probe (RCU grace
+// periods under a mutex, so not in parallel either): 8 functions take well
+// over a second. The record loop hands its finished probes here (after
+// reading their report) and keeps its interval; the destructor waits until
+// every probe is gone, so none outlives stackwatch's own exit path.
+class BackgroundDetacher {
+ public:
+  BackgroundDetacher() = default;
+  ~BackgroundDetacher() { wait(); }
+  BackgroundDetacher(const BackgroundDetacher&) = delete;
+  BackgroundDetacher& operator=(const BackgroundDetacher&) = delete;
+
+  void detach(std::unique_ptr<LatencyProbes> probes);
+  void wait();
+
+ private:
+  std::vector<std::future<void>> pending_;
 };
 
 // The targets for the top suspects of process pid: probeable ones first

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "bpf/stackwatch.h"
@@ -21,6 +22,10 @@ struct RawStack {
   StackKind kind = StackKind::kOnCpu;
   std::vector<uint64_t> kernel_ips;  // innermost first
   std::vector<uint64_t> user_ips;    // innermost first
+  // Memory and I/O stacks only (see StackSample): copied as they are.
+  uint64_t bytes = 0;
+  uint64_t latency_ns = 0;
+  std::string detail;
 };
 
 // Entries for a BPF stack map that must hold about `stacks` distinct stacks

@@ -4,7 +4,10 @@ add_library(stackwatch_profiler STATIC
   libbpf_logger.cpp
   live_localizer.cpp
   map_drain.cpp
+  memory_sampler.cpp
+  io_sampler.cpp
   offcpu_sampler.cpp
+  offcpu_stack_ids.cpp
   oncpu_sampler.cpp
   perf_events.cpp
   process_tracker.cpp
@@ -17,9 +20,11 @@ add_library(stackwatch_profiler STATIC
   stack_totals.cpp
   uprobe_target.cpp
   latency_probes.cpp
+  latency_baseline.cpp
   probe_command.cpp)
 target_link_libraries(stackwatch_profiler PUBLIC stackwatch_recording stackwatch_load stackwatch_localizer stackwatch_symbolizer stackwatch_unwinder stackwatch_flamegraph
                       stackwatch_bpf CLI11::CLI11)
-add_dependencies(stackwatch_profiler oncpu_skel proc_skel offcpu_skel latency_skel)
+add_dependencies(stackwatch_profiler oncpu_skel proc_skel offcpu_skel latency_skel memory_skel)
+add_dependencies(stackwatch_profiler io_skel)
 # `stackwatch probe` (probe_command.cpp) exists only where BPF is built.
 set_property(DIRECTORY APPEND PROPERTY COMPILE_DEFINITIONS STACKWATCH_HAVE_PROBE_COMMAND)

@@ -33,10 +33,23 @@ void register_record_command(CLI::App& app) {
                   "Distinct stacks per interval the kernel maps hold (default: from -F and -i)");
   cmd->add_option("--min-block-us", options->min_block_us, "Off-CPU: ignore blocks shorter than this (microseconds)")
       ->default_val(1000);
+  cmd->add_flag("--memory", options->memory,
+                 "Also record memory: bytes still allocated per allocating stack (libc allocator uprobes), bad frees, "
+                 "user page faults (needs -p or a COMMAND; costs ~1-2 us per allocation)");
+  cmd->add_option("--memory-rate", options->memory_rate,
+                  "With --memory: at most this many allocator events per second per CPU; beyond it events are "
+                  "dropped and counted (0: no limit)");
+  cmd->add_flag("--io", options->io,
+                "Also record I/O: bytes, calls and time per stack of read/write/send/recv/fsync system calls "
+                "(with the fd's kind), and block I/O latency per issuing stack");
   cmd->add_flag("-q,--quiet", options->quiet, "Print nothing per interval");
   auto no_detect = std::make_shared<bool>(false), no_probes = std::make_shared<bool>(false);
   cmd->add_flag("--no-detect", *no_detect, "Do not run the anomaly detector and localizer");
   cmd->add_flag("--no-probes", *no_probes, "Localize without attaching latency probes to the suspects");
+  cmd->add_flag("--baseline-probes", options->baseline_probes,
+                "While nothing is anomalous, probe the busiest functions (at most 8) for one interval in ten, so "
+                "that an anomaly's latencies are compared with measured ones from before (each probed call costs "
+                "~10-15 us while probed; DWARF-mode stacks under a probed call lose their outer frames)");
   cmd->add_option("--probe-seconds", options->probe_seconds, "How long latency probes stay attached at most")
       ->default_val(10.0)
       ->check(CLI::Range(0.1, 3600.0));
@@ -49,12 +62,14 @@ void register_record_command(CLI::App& app) {
   cmd->add_option("command", options->command, "-- COMMAND ARGS...: start COMMAND and record it and its children");
   cmd->footer(
       "Writes stacks.json (stack_count format), oncpu.folded, offcpu.folded and wall.folded into the output\n"
-      "directory every interval; Ctrl-C, SIGTERM, -d or the COMMAND's exit write the final files.\n"
+      "directory every interval (with --memory: memory.folded, faults.folded; with --io: io.folded,\n"
+      "blockio.folded); Ctrl-C, SIGTERM, -d or the COMMAND's exit write the final files.\n"
       "Needs root, or CAP_BPF and CAP_PERFMON.\n"
       "Examples:\n"
       "  stackwatch record -d 10                      # every process, 10 s\n"
       "  stackwatch record -p 1234 -F 99 -i 1         # one process, 99 Hz, report every second\n"
-      "  stackwatch record -o out -- ./myserver --port 8080");
+      "  stackwatch record -o out -- ./myserver --port 8080\n"
+      "  stackwatch record --memory --io -p 1234       # who holds the memory, who does the I/O");
   cmd->callback([options, pid_list, only_on, only_off, call_graph, no_detect, no_probes] {
     options->detect = !*no_detect;
     options->probes = !*no_probes;

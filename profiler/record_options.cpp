@@ -45,6 +45,12 @@ void validate(RecordOptions& o) {
   if (!o.on_cpu && !o.off_cpu) throw Error("--on-cpu and --off-cpu together select nothing: give one or neither");
   if (int given = !o.pids.empty() + !o.command.empty() + !o.cgroup.empty(); given > 1)
     throw Error("give one of -p PID, -G CGROUP or -- COMMAND");
+  // Allocator probes fire on every malloc of a process: only for chosen ones.
+  if (o.memory && o.pids.empty() && o.command.empty())
+    throw Error("--memory needs -p PID or -- COMMAND: allocator probes on every process would slow the machine");
+  if (o.memory_rate > 0 && !o.memory) throw Error("--memory-rate goes with --memory");
+  if (o.baseline_probes && (!o.probes || !o.detect))
+    throw Error("--baseline-probes needs the localizer's probes: drop --no-probes / --no-detect");
   for (uint32_t pid : o.pids) {
     if (pid == 0) throw Error("-p 0: not a process id");
     if (::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH)

@@ -25,7 +25,11 @@ struct RecordOptions {
   std::string load_threshold;            // --load-threshold: keep the stacks of busy intervals
   bool detect = true;                    // anomaly detection and localization
   bool probes = true;                    // latency probes on suspects
+  bool baseline_probes = false;          // --baseline-probes: probe busy functions in normal intervals too
   double probe_seconds = 10;             // how long probes stay attached at most
+  bool memory = false;                   // --memory: outstanding allocations, bad frees, page faults per stack
+  uint64_t memory_rate = 0;              // --memory-rate: allocator events per second per CPU (0 = no limit)
+  bool io = false;                       // --io: I/O system calls and block I/O per stack
   bool quiet = false;
   std::vector<std::string> command;      // -- COMMAND ARGS...
 };

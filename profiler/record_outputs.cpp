@@ -31,7 +31,7 @@ void print_interval(std::FILE* out, const Interval& interval, unsigned top, doub
     if (s.kind == StackKind::kOnCpu) {
       on_samples += s.count;
       ++on_stacks;
-    } else {
+    } else if (s.kind == StackKind::kOffCpu) {
       off_events += s.count;
       off_ns += s.off_ns;
       ++off_stacks;
@@ -81,10 +81,88 @@ void print_interval(std::FILE* out, const Interval& interval, unsigned top, doub
   std::fflush(out);
 }
 
+std::string format_bytes(uint64_t bytes) {
+  char buf[32];
+  if (bytes >= (1ull << 30))
+    std::snprintf(buf, sizeof buf, "%.1f GiB", static_cast<double>(bytes) / (1ull << 30));
+  else if (bytes >= (1ull << 20))
+    std::snprintf(buf, sizeof buf, "%.1f MiB", static_cast<double>(bytes) / (1ull << 20));
+  else if (bytes >= 1024)
+    std::snprintf(buf, sizeof buf, "%.1f KiB", static_cast<double>(bytes) / 1024);
+  else
+    std::snprintf(buf, sizeof buf, "%llu B", static_cast<unsigned long long>(bytes));
+  return buf;
+}
+
+void print_resources(std::FILE* out, const std::vector<StackSample>& stacks, unsigned top) {
+  struct View {
+    const char* title;
+    bool (*member)(const StackSample&);
+    uint64_t (*weight)(const StackSample&);
+    const char* unit;  // "bytes" or "count"
+  };
+  static const View kViews[] = {
+      {"memory still allocated", [](const StackSample& s) { return s.kind == StackKind::kMemory && s.detail.empty(); },
+       [](const StackSample& s) { return s.bytes; }, "bytes"},
+      {"bad memory operations",
+       [](const StackSample& s) {
+         return s.kind == StackKind::kMemory && !s.detail.empty() && s.detail != kPageFaultDetail;
+       },
+       [](const StackSample& s) { return s.count; }, "count"},
+      {"user page faults",
+       [](const StackSample& s) { return s.kind == StackKind::kMemory && s.detail == kPageFaultDetail; },
+       [](const StackSample& s) { return s.count; }, "count"},
+      {"I/O system calls", [](const StackSample& s) { return s.kind == StackKind::kIo && !is_block_io(s); },
+       [](const StackSample& s) { return s.bytes; }, "bytes"},
+      {"block I/O", [](const StackSample& s) { return is_block_io(s); },
+       [](const StackSample& s) { return s.latency_ns; }, "latency"},
+  };
+  for (const View& v : kViews) {
+    std::vector<const StackSample*> order;
+    uint64_t total = 0, calls = 0;
+    for (const StackSample& s : stacks)
+      if (v.member(s)) {
+        order.push_back(&s);
+        total += v.weight(s);
+        calls += s.count;
+      }
+    if (order.empty()) continue;
+    std::string amount = std::string(v.unit) == "bytes"     ? format_bytes(total) + " in " + std::to_string(calls) +
+                                                                  (v.title[0] == 'm' ? " allocations" : " calls")
+                         : std::string(v.unit) == "latency" ? std::to_string(calls) + " requests"
+                                                            : std::to_string(total);
+    std::fprintf(out, "  %s: %s, %zu stacks\n", v.title, amount.c_str(), order.size());
+    std::sort(order.begin(), order.end(), [&](auto* a, auto* b) { return v.weight(*a) > v.weight(*b); });
+    if (order.size() > top) order.resize(top);
+    for (const StackSample* s : order) {
+      size_t shown = 0;
+      for (const Frame& f : s->frames) {
+        if (shown++ == kMaxPrintedFrames) {
+          std::fprintf(out, "    ... (%zu more frames)\n", s->frames.size() - kMaxPrintedFrames);
+          break;
+        }
+        std::fprintf(out, "    %s%s\n", f.display_name().c_str(), f.inlined ? " (inlined)" : "");
+      }
+      std::fprintf(out, "    -                %s (%u/%u)%s%s\n", s->thread_name.c_str(), s->tgid, s->tid,
+                   s->detail.empty() ? "" : " ", s->detail.c_str());
+      if (std::string(v.unit) == "bytes")
+        std::fprintf(out, "        %s in %llu %s\n\n", format_bytes(s->bytes).c_str(),
+                     static_cast<unsigned long long>(s->count), s->kind == StackKind::kMemory ? "allocations" : "calls");
+      else if (std::string(v.unit) == "latency")
+        std::fprintf(out, "        %s in %llu requests, %.3f ms total latency\n\n", format_bytes(s->bytes).c_str(),
+                     static_cast<unsigned long long>(s->count), static_cast<double>(s->latency_ns) / 1e6);
+      else
+        std::fprintf(out, "        %llu\n\n", static_cast<unsigned long long>(s->count));
+    }
+  }
+  std::fflush(out);
+}
+
 std::vector<std::string> write_outputs(const std::string& dir, const StackTotals& totals, const RecordInfo& info,
-                                       bool final) {
+                                       bool final, const std::vector<StackSample>& memory_levels) {
   std::vector<std::string> written;
   std::vector<StackSample> stacks = totals.stacks();
+  stacks.insert(stacks.end(), memory_levels.begin(), memory_levels.end());
   StacksFileMeta meta;
   meta.started_at = info.started_at;
   meta.duration_s = info.elapsed_s;
@@ -128,6 +206,25 @@ std::vector<std::string> write_outputs(const std::string& dir, const StackTotals
             flamegraph::Palette::kHot);
     }
   }
+  if (info.memory) {
+    auto folded = to_folded(stacks, FoldedWeight::kMemoryBytes);
+    put("memory.folded", flamegraph::folded_to_string(folded));
+    graph("memory.svg", folded, "Memory still allocated", "bytes outstanding per allocating stack", "bytes",
+          flamegraph::Palette::kMem);
+    auto faults = to_folded(stacks, FoldedWeight::kPageFaults);
+    put("faults.folded", flamegraph::folded_to_string(faults));
+    graph("faults.svg", faults, "User page faults", "page faults per stack", "faults", flamegraph::Palette::kMem);
+  }
+  if (info.io) {
+    auto folded = to_folded(stacks, FoldedWeight::kIoBytes);
+    put("io.folded", flamegraph::folded_to_string(folded));
+    graph("io.svg", folded, "I/O", "bytes read and written per stack", "bytes", flamegraph::Palette::kIo);
+    auto block = to_folded(stacks, FoldedWeight::kBlockIoMicros);
+    put("blockio.folded", flamegraph::folded_to_string(block));
+    graph("blockio.svg", block, "Block I/O", "request latency per issuing stack", "us", flamegraph::Palette::kIo);
+  }
+  // pprof holds the CPU views (samples and blocked time) only.
+  std::erase_if(stacks, [](const StackSample& s) { return s.kind != StackKind::kOnCpu && s.kind != StackKind::kOffCpu; });
   if (final && !stacks.empty()) {
     flamegraph::PprofOptions p;
     if (info.hz) p.period = 1'000'000'000 / info.hz;

@@ -23,6 +23,8 @@ struct RecordInfo {
   std::string targets;  // "every process", "pid 1234", "'./server' and its children"
   bool on_cpu = true;
   bool off_cpu = true;
+  bool memory = false;  // memory.folded, faults.folded (+ .svg)
+  bool io = false;      // io.folded, blockio.folded (+ .svg)
   uint64_t stale_thread_entries = 0;
   nlohmann::json extra = nlohmann::json::object();  // merged into stacks.json's "_stackwatch"
 };
@@ -31,12 +33,22 @@ struct RecordInfo {
 // then "-  comm (pid)" and the count, as stackcount printed them).
 void print_interval(std::FILE* out, const Interval& interval, unsigned top, double elapsed_s);
 
-// Rewrites every output file from the totals; returns the paths written.
+// Prints the interval's memory and I/O stacks (record --memory / --io), the
+// top `top` of each view: outstanding bytes, bad operations, page faults, I/O
+// bytes, block I/O latency.
+void print_resources(std::FILE* out, const std::vector<StackSample>& stacks, unsigned top);
+
+// "1.5 MiB", "812 B".
+std::string format_bytes(uint64_t bytes);
+
+// Rewrites every output file from the totals and the current outstanding
+// memory (`memory_levels`: a level, replaced every interval, not summed);
+// returns the paths written.
 // The flame graphs (oncpu.svg, offcpu.svg, wall.svg) and the pprof profile
 // (profile.pb.gz) are drawn only when `final`: rendering every interval
 // would cost more than the sampling itself.
 std::vector<std::string> write_outputs(const std::string& dir, const StackTotals& totals, const RecordInfo& info,
-                                       bool final);
+                                       bool final, const std::vector<StackSample>& memory_levels = {});
 
 std::string iso8601_now();
 

@@ -27,6 +27,9 @@
 #include "localize/json_lines.h"
 #include "profiler/process_series_writer.h"
 #include "profiler/offcpu_sampler.h"
+#include "profiler/io_sampler.h"
+#include "profiler/memory_sampler.h"
+#include "localize/memory_growth.h"
 #include "profiler/perf_events.h"
 #include "profiler/oncpu_sampler.h"
 #include "profiler/process_tracker.h"
@@ -113,12 +116,15 @@ int run_record(RecordOptions options) {
   tracker_options.filter_targets = filter;
   tracker_options.follow_children = command.has_value() || options.children;
   // Stack copies are ~17 KiB each and the ring is read every 100 ms: room
-  // for half a second of on-CPU samples at -F on every CPU, at least 8 MiB
-  // for the off-CPU copies (the whole ring ends up resident: keep it small).
+  // for a quarter of a second of on-CPU samples at -F on every CPU (the
+  // whole ring ends up resident, mapped twice: keep it small), and at least
+  // 8 MiB when off-CPU copies share it (a busy machine ends hundreds of
+  // blocks in 100 ms); 1 MiB at least otherwise. A full ring is counted.
   if (options.dwarf) {
-    double per_half_second = options.hz * 0.5 * static_cast<double>(online_cpus().size()) * sizeof(sw_stack_sample);
-    uint32_t bytes = 8u << 20;
-    while (bytes < per_half_second && bytes < (256u << 20)) bytes <<= 1;
+    double per_quarter_second =
+        options.hz * 0.25 * static_cast<double>(online_cpus().size()) * sizeof(sw_stack_sample);
+    uint32_t bytes = options.off_cpu ? 8u << 20 : 1u << 20;
+    while (bytes < per_quarter_second && bytes < (256u << 20)) bytes <<= 1;
     tracker_options.stack_samples_bytes = bytes;
   }
   ProcessTracker tracker(tracker_options, symbolizer);
@@ -141,9 +147,27 @@ int run_record(RecordOptions options) {
     o.copy_user_stacks = options.dwarf;
     offcpu = std::make_unique<OffCpuSampler>(o, tracker);
   }
+  std::unique_ptr<MemorySampler> memory;
+  if (options.memory) {
+    MemorySampler::Options o;
+    o.max_events_per_second = options.memory_rate;
+    o.traced_from_start = command.has_value();
+    memory = std::make_unique<MemorySampler>(o, tracker);
+    for (uint32_t pid : options.pids) memory->add_process(pid);
+    // The COMMAND has not exec'd yet: probe the libc it will almost surely
+    // map, ours; its own is probed too at the first interval if it differs.
+    if (command) memory->add_process(static_cast<uint32_t>(::getpid()));
+  }
+  std::unique_ptr<IoSampler> io;
+  if (options.io) {
+    IoSampler::Options o;
+    o.filter_targets = filter;
+    o.max_stacks = options.max_stacks;
+    io = std::make_unique<IoSampler>(o, tracker);
+  }
   std::unique_ptr<StackCopies> copies;
   if (options.dwarf)
-    copies = std::make_unique<StackCopies>(tracker.stack_samples_fd(), offcpu ? offcpu->stacks_fd() : -1, symbolizer);
+    copies = std::make_unique<StackCopies>(tracker.stack_samples_fd(), offcpu.get(), symbolizer);
   UnwindReport unwind_totals;
   for (uint32_t pid : options.pids) tracker.add_target(pid);
   // The cgroup's members, kept in the pid filter; processes they start are
@@ -178,6 +202,8 @@ int run_record(RecordOptions options) {
   } else
     info.targets = "every process";
   info.off_cpu = options.off_cpu;
+  info.memory = options.memory;
+  info.io = options.io;
   std::FILE* report = options.quiet ? nullptr : stdout;
   if (report) {
     std::fprintf(report, "stackwatch: recording %s", filter ? "" : "every process");
@@ -188,6 +214,8 @@ int run_record(RecordOptions options) {
     if (offcpu)
       std::fprintf(report, "%s off-CPU (blocks of %llu us or more)", oncpu ? " and" : "",
                    static_cast<unsigned long long>(options.min_block_us));
+    if (memory) std::fprintf(report, ", memory");
+    if (io) std::fprintf(report, ", I/O");
     std::fprintf(report, ", every %.1f s into %s/; Ctrl-C to stop\n", options.interval_s,
                  options.output_dir.c_str());
     std::fflush(report);
@@ -210,8 +238,13 @@ int run_record(RecordOptions options) {
     interval_log.emplace(options.output_dir + "/intervals.jsonl");
     anomaly_log.emplace(options.output_dir + "/anomalies.jsonl");
     localizer.emplace(LiveLocalizer::Options{options.output_dir, static_cast<double>(options.hz), options.probes,
-                                             options.probe_seconds, options.quiet ? nullptr : stdout});
+                                             options.baseline_probes, options.probe_seconds,
+                                             options.quiet ? nullptr : stdout});
   }
+  // Outstanding memory is a level: each interval's replaces the last.
+  std::vector<StackSample> memory_levels;
+  std::optional<localize::MemoryGrowthDetector> memory_growth;
+  if (memory && options.detect) memory_growth.emplace();
   auto start = Clock::now();
   auto interval = std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(options.interval_s));
   auto next_drain = start + interval;
@@ -223,6 +256,17 @@ int run_record(RecordOptions options) {
       std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
 
   auto drain = [&](bool final) {
+    // A file that cannot be written (disk full) must not cost the interval:
+    // every write is tried, the data goes into the totals either way, and
+    // the first error is thrown at the end.
+    std::optional<Error> write_error;
+    auto guarded = [&](auto&& write) {
+      try {
+        write();
+      } catch (const Error& e) {
+        if (!write_error) write_error = e;
+      }
+    };
     tracker.consume_events();
     Interval iv;
     iv.index = index++;
@@ -232,7 +276,9 @@ int run_record(RecordOptions options) {
                          .count();
     interval_start_ns = iv.end_unix_ns;
     std::vector<RawStack> raw;
-    for (RawInterval r : {oncpu ? oncpu->drain() : RawInterval{}, offcpu ? offcpu->drain() : RawInterval{}}) {
+    if (memory && command && index == 1) memory->add_process(static_cast<uint32_t>(command->pid()));
+    for (RawInterval r : {oncpu ? oncpu->drain() : RawInterval{}, offcpu ? offcpu->drain() : RawInterval{},
+                          memory ? memory->drain() : RawInterval{}, io ? io->drain() : RawInterval{}}) {
       raw.insert(raw.end(), std::make_move_iterator(r.stacks.begin()), std::make_move_iterator(r.stacks.end()));
       iv.drops += r.drops;
     }
@@ -264,7 +310,19 @@ int run_record(RecordOptions options) {
     // libraries right after exec) are picked up where it matters: the
     // symbolizer re-reads a live process's snapshot when an address misses it.
     iv.stacks = resolver.resolve(raw);
-    for (uint32_t tgid : tracker.after_drain())
+    // Memory and I/O stacks go their own way: the CPU detector, localizer
+    // and per-process CPU series see only on- and off-CPU stacks.
+    std::vector<StackSample> resources;
+    std::vector<load::NamedValue> memory_series;  // memory/io columns of series.csv
+    if (memory || io) {
+      auto cpu_end = std::stable_partition(iv.stacks.begin(), iv.stacks.end(), [](const StackSample& s) {
+        return s.kind == StackKind::kOnCpu || s.kind == StackKind::kOffCpu;
+      });
+      resources.assign(std::make_move_iterator(cpu_end), std::make_move_iterator(iv.stacks.end()));
+      iv.stacks.erase(cpu_end, iv.stacks.end());
+    }
+    std::vector<uint32_t> exited = tracker.after_drain();
+    for (uint32_t tgid : exited)
       if (copies) copies->forget_process(tgid);
     totals.drops += iv.drops;
     double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
@@ -276,13 +334,49 @@ int run_record(RecordOptions options) {
       for (const auto& v : load.values) load_values[v.name] = v.value;
       localize::IntervalRecord record;
       anomalies = monitor->observe(iv, load_values, &record);
-      interval_log->append(record);
-      for (const auto& a : anomalies) anomaly_log->append(localize::anomaly_to_json(a));
+      guarded([&] { interval_log->append(record); });
+      for (const auto& a : anomalies) guarded([&] { anomaly_log->append(localize::anomaly_to_json(a)); });
     }
     if (report) print_interval(report, iv, options.top, elapsed);
     for (const auto& a : anomalies)
       if (report) std::fprintf(report, "  ANOMALY %s\n", a.description.c_str());
     totals.add(iv.stacks);  // with the detector's labels
+    if (memory || io) {
+      if (report) print_resources(report, resources, options.top);
+      uint64_t io_bytes = 0, io_calls = 0;
+      if (memory) memory_levels.clear();
+      std::vector<StackSample> summed;
+      for (StackSample& s : resources) {
+        if (s.kind == StackKind::kIo && !is_block_io(s)) {
+          io_bytes += s.bytes;
+          io_calls += s.count;
+        }
+        if (s.kind == StackKind::kMemory && s.detail.empty())
+          memory_levels.push_back(std::move(s));
+        else
+          summed.push_back(std::move(s));
+      }
+      totals.add(summed);
+      uint64_t outstanding = 0;
+      for (const StackSample& s : memory_levels) outstanding += s.bytes;
+      if (memory) {
+        info.extra["memory"] = {{"outstanding_bytes", outstanding}, {"dropped_events", memory->dropped_events()}};
+        memory_series.push_back({"memory_outstanding_bytes", static_cast<double>(outstanding)});
+      }
+      if (io) {
+        memory_series.push_back({"io_bytes", static_cast<double>(io_bytes)});
+        memory_series.push_back({"io_calls", static_cast<double>(io_calls)});
+      }
+      if (memory_growth)
+        for (const localize::MemoryGrowth& g :
+             memory_growth->observe(iv.index, iv.start_unix_ns, iv.end_unix_ns, memory_levels)) {
+          guarded([&] { anomaly_log->append(g.to_json()); });
+          if (report) {
+            std::fprintf(report, "  ANOMALY %s\n", g.anomaly.description.c_str());
+            std::fprintf(report, "  HINT %s\n", g.hint.c_str());
+          }
+        }
+    }
     if (localizer)
       localizer->on_interval(iv, static_cast<double>(iv.end_unix_ns - iv.start_unix_ns) / 1e9, anomalies);
     bool spike = threshold && threshold->exceeded(load);
@@ -292,6 +386,7 @@ int run_record(RecordOptions options) {
     }
     if (spike) spike_totals.add(iv.stacks);
     std::vector<load::NamedValue> extra = {{"oncpu_samples", 0}, {"offcpu_ms", 0}, {"load_spike", spike ? 1.0 : 0.0}};
+    extra.insert(extra.end(), memory_series.begin(), memory_series.end());
     std::map<uint32_t, load::ProcessLoadRow> per_process;
     for (const StackSample& s : iv.stacks) {
       load::ProcessLoadRow& row = per_process[s.tgid];
@@ -314,17 +409,24 @@ int run_record(RecordOptions options) {
       row.oncpu_share = extra[0].value > 0 ? static_cast<double>(row.oncpu_samples) / extra[0].value : 0;
       rows.push_back(std::move(row));
     }
-    series.append(load, extra);
-    process_series.append(rows);
+    guarded([&] { series.append(load, extra); });
+    guarded([&] { process_series.append(rows); });
     if (threshold)
-      write_file_atomically(options.output_dir + "/load-spikes.folded",
-                            flamegraph::folded_to_string(to_folded(spike_totals.stacks(), FoldedWeight::kSamples)));
+      guarded([&] {
+        write_file_atomically(options.output_dir + "/load-spikes.folded",
+                              flamegraph::folded_to_string(to_folded(spike_totals.stacks(), FoldedWeight::kSamples)));
+      });
     info.elapsed_s = elapsed;
     info.intervals = index;
-    write_outputs(options.output_dir, totals, info, final);
+    totals.end_interval(exited);  // bounded: old and exited stacks merged, totals exact
+    spike_totals.end_interval(exited);
+    info.extra["aged_out"] = totals.aging_json();
+    guarded([&] { write_outputs(options.output_dir, totals, info, final, memory_levels); });
+    if (write_error) throw *write_error;
   };
 
   const char* stop_reason = nullptr;
+  uint64_t write_failures = 0;  // intervals in a row whose outputs could not be written
   while (!stop_reason) {
     auto now = Clock::now();
     auto wake = next_drain;
@@ -344,7 +446,18 @@ int run_record(RecordOptions options) {
     if (end && now >= *end) stop_reason = "duration reached";
     if (stop_reason) break;
     if (now >= next_drain) {
-      drain(false);
+      // A failed write (disk full, quota) keeps the previous complete files
+      // and the recording goes on: the totals are rewritten whole at the
+      // next interval, so nothing is lost once there is room again.
+      try {
+        drain(false);
+        if (write_failures > 0 && report)
+          std::fprintf(stderr, "stackwatch: the outputs in %s/ are written again\n", options.output_dir.c_str());
+        write_failures = 0;
+      } catch (const Error& e) {
+        if (write_failures++ == 0)
+          std::fprintf(stderr, "stackwatch: %s; still recording, retrying every interval\n", e.what());
+      }
       next_drain += interval;
       if (next_drain < Clock::now()) next_drain = Clock::now() + interval;  // fell behind: skip, don't burst
     }

@@ -6,13 +6,15 @@
 #include <cstring>
 
 #include "bpf/stackwatch.h"
+#include "profiler/offcpu_sampler.h"
+#include "profiler/stack_totals.h"  // process_exists
 
 namespace stackwatch::profiler {
 
 static_assert(sizeof(sw_user_regs) == sizeof(unwinder::UserRegs), "sw_user_regs must match unwinder::UserRegs");
 
-StackCopies::StackCopies(int ring_fd, int off_stacks_fd, symbolizer::Symbolizer& symbolizer)
-    : off_stacks_fd_(off_stacks_fd), symbolizer_(symbolizer) {
+StackCopies::StackCopies(int ring_fd, const OffCpuSampler* offcpu, symbolizer::Symbolizer& symbolizer)
+    : offcpu_(offcpu), symbolizer_(symbolizer) {
   ring_.reset(ring_buffer__new(ring_fd, &StackCopies::on_sample, this, nullptr));
   if (!ring_) throw_bpf_error("cannot set up the stack-copy ring buffer", errno);
 }
@@ -38,6 +40,7 @@ void StackCopies::handle(const sw_stack_sample& s) {
   regs.r14 = s.regs.r14;
   regs.r15 = s.regs.r15;
   std::span<const uint8_t> stack(s.stack, std::min<uint32_t>(s.stack_len, SW_USER_STACK_BYTES));
+  unwound_.insert(s.tgid);
   unwinder_.unwind(s.tgid, mappings_of(s.tgid), regs, stack, result_);
   if (result_.reason == unwinder::IncompleteReason::kNotMapped && symbolizer_.remember_process(s.tgid)) {
     // New code mapped since the snapshot (dlopen, JIT): once more with fresh maps.
@@ -72,14 +75,7 @@ void StackCopies::handle(const sw_stack_sample& s) {
     RawStack r = raw;
     r.key.state = b.state;
     r.key.kernel_stack_id = b.kernel_stack_id;
-    if (b.kernel_stack_id >= 0 && off_stacks_fd_ >= 0) {
-      uint64_t ips[SW_MAX_STACK_DEPTH] = {};
-      if (bpf_map_lookup_elem(off_stacks_fd_, &b.kernel_stack_id, ips) == 0)
-        for (uint64_t ip : ips) {
-          if (!ip) break;
-          r.kernel_ips.push_back(ip);
-        }
-    }
+    if (b.kernel_stack_id >= 0 && offcpu_) offcpu_->read_stack(b.kernel_stack_id, r.kernel_ips);
     add(std::move(r), b.off_ns);
   }
 }
@@ -113,6 +109,20 @@ std::vector<RawStack> StackCopies::take() {
   for (auto& [k, raw] : pending_) out.push_back(std::move(raw));
   pending_.clear();
   maps_.clear();  // pick up the symbolizer's refreshed snapshots once per interval
+  // Found gone two intervals ago: every stack of theirs has been drained
+  // and symbolized since (one that exited right after a flip has its last
+  // stacks in the next interval). A pid taken again meanwhile is a new
+  // process: kept.
+  for (uint32_t tgid : gone_[1])
+    if (!process_exists(tgid)) {
+      unwinder_.forget_process(tgid);
+      symbolizer_.forget_process(tgid);
+      unwound_.erase(tgid);
+    }
+  gone_[1] = std::move(gone_[0]);
+  gone_[0].clear();
+  for (uint32_t tgid : unwound_)
+    if (!process_exists(tgid)) gone_[0].push_back(tgid);
   return out;
 }
 

@@ -11,6 +11,7 @@
 #include <map>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "profiler/bpf_handles.h"
@@ -19,6 +20,8 @@
 #include "unwinder/unwinder.h"
 
 namespace stackwatch::profiler {
+
+class OffCpuSampler;
 
 // Stacks that could not be completed, by reason (reported, never invented).
 struct UnwindReport {
@@ -29,9 +32,9 @@ struct UnwindReport {
 
 class StackCopies {
  public:
-  // ring_fd: the stack_samples ring buffer; off_stacks_fd: the off-CPU stack
-  // map the kernel stack ids of off-CPU copies refer to (-1 if none).
-  StackCopies(int ring_fd, int off_stacks_fd, symbolizer::Symbolizer& symbolizer);
+  // ring_fd: the stack_samples ring buffer; offcpu: where the kernel stack
+  // ids of off-CPU copies are read (nullptr if off-CPU is not recorded).
+  StackCopies(int ring_fd, const OffCpuSampler* offcpu, symbolizer::Symbolizer& symbolizer);
   ~StackCopies();
   StackCopies(const StackCopies&) = delete;
   StackCopies& operator=(const StackCopies&) = delete;
@@ -44,6 +47,7 @@ class StackCopies {
   void forget_process(uint32_t tgid) {
     unwinder_.forget_process(tgid);
     maps_.erase(tgid);
+    unwound_.erase(tgid);
   }
 
  private:
@@ -54,12 +58,18 @@ class StackCopies {
   const std::vector<symbolizer::Mapping>& mappings_of(uint32_t tgid);
 
   RingBufferPtr ring_;
-  int off_stacks_fd_;
+  const OffCpuSampler* offcpu_;
   symbolizer::Symbolizer& symbolizer_;
   unwinder::Unwinder unwinder_;
   unwinder::UnwindResult result_;
   std::unordered_map<std::string, RawStack> pending_;  // aggregation key -> stack
   std::unordered_map<uint32_t, std::vector<symbolizer::Mapping>> maps_;
+  // Processes with per-process state here and in the symbolizer. Most
+  // short-lived ones are never reported exited (only those sampled on-CPU
+  // are), so take() checks them: one found gone is forgotten two take()s
+  // later, once its last stacks have been symbolized.
+  std::unordered_set<uint32_t> unwound_;
+  std::vector<uint32_t> gone_[2];  // found gone at the last take(), and the one before
   UnwindReport report_;
 };
 

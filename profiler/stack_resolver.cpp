@@ -51,7 +51,10 @@ std::vector<StackSample> StackResolver::resolve(const std::vector<RawStack>& raw
     if (s.process_name.empty()) s.process_name = tracker_.process_name(s.tgid);
     if (s.process_name.empty()) s.process_name = s.thread_name;
     s.count = r.value.count;
-    s.off_ns = r.value.total_ns;
+    if (r.kind == StackKind::kOffCpu) s.off_ns = r.value.total_ns;
+    s.bytes = r.bytes;
+    s.latency_ns = r.latency_ns;
+    s.detail = r.detail;
     s.kernel_stack_id = r.key.kernel_stack_id;
     s.user_stack_id = r.key.user_stack_id;
     s.off_state = r.kind == StackKind::kOffCpu ? static_cast<OffCpuState>(r.key.state + 1) : OffCpuState::kNone;

@@ -1,6 +1,7 @@
 // Frame display names and small value-type helpers.
 #include <cstdio>
 
+#include "recording/error.h"
 #include "recording/recording.h"
 
 namespace stackwatch {
@@ -15,7 +16,23 @@ std::string Frame::display_name() const {
   return base + off;
 }
 
-const char* to_string(StackKind kind) { return kind == StackKind::kOnCpu ? "on" : "off"; }
+const char* to_string(StackKind kind) {
+  switch (kind) {
+    case StackKind::kOnCpu: return "on";
+    case StackKind::kOffCpu: return "off";
+    case StackKind::kMemory: return "memory";
+    case StackKind::kIo: return "io";
+  }
+  return "on";
+}
+
+StackKind stack_kind_from_string(const std::string& name) {
+  if (name == "on" || name.empty()) return StackKind::kOnCpu;  // files before "kind" existed
+  if (name == "off") return StackKind::kOffCpu;
+  if (name == "memory") return StackKind::kMemory;
+  if (name == "io") return StackKind::kIo;
+  throw Error("unknown stack kind \"" + name + "\"");
+}
 
 const char* to_string(OffCpuState state) {
   switch (state) {

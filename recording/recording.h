@@ -35,9 +35,14 @@ struct Frame {
   std::string display_name() const;
 };
 
-enum class StackKind { kOnCpu, kOffCpu };
+// What a stack's numbers measure. kOnCpu and kOffCpu come from the CPU
+// samplers; kMemory and kIo only with `record --memory` / `--io`, and their
+// `detail` says which view of the resource an entry belongs to (see
+// StackSample::detail).
+enum class StackKind { kOnCpu, kOffCpu, kMemory, kIo };
 
-const char* to_string(StackKind kind);  // "on" / "off"
+const char* to_string(StackKind kind);  // "on" / "off" / "memory" / "io"
+StackKind stack_kind_from_string(const std::string& name);  // throws Error on an unknown kind
 
 // The state a thread left the CPU in (off-CPU stacks only).
 enum class OffCpuState {
@@ -63,6 +68,21 @@ struct StackSample {
   uint64_t count = 0;         // samples (on-CPU) or off-CPU events
   uint64_t off_ns = 0;        // blocked nanoseconds (off-CPU only)
   OffCpuState off_state = OffCpuState::kNone;
+  // Memory and I/O stacks (zero for on/off-CPU):
+  //   kMemory, detail "":           count = allocations still outstanding,
+  //                                 bytes = bytes still outstanding (a level,
+  //                                 not a rate: the interval's last value);
+  //   kMemory, detail "page-fault": count = user page faults;
+  //   kMemory, detail "double-free", "free-unknown", "realloc-freed",
+  //                   "zero-size":  count = bad operations of that kind;
+  //   kIo, detail "<op> <fd kind>" (e.g. "write file", "read socket",
+  //                   "fsync file"): count = calls, bytes = bytes moved,
+  //                                 latency_ns = summed time in the calls;
+  //   kIo, detail "block read" / "block write" / "block flush": count = requests, bytes,
+  //                                 latency_ns = summed issue-to-completion time.
+  uint64_t bytes = 0;
+  uint64_t latency_ns = 0;
+  std::string detail;
   int64_t kernel_stack_id = -1;  // BPF stack ids: valid within one interval only
   int64_t user_stack_id = -1;
   std::optional<std::string> label;  // anomaly label, null when normal

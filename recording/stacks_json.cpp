@@ -118,6 +118,11 @@ json stacks_to_json(const std::vector<StackSample>& stacks, const StacksFileMeta
       entry["off_ns"] = s.off_ns;
       entry["state"] = to_string(s.off_state);
     }
+    if (s.kind == StackKind::kMemory || s.kind == StackKind::kIo) {
+      entry["bytes"] = s.bytes;
+      if (s.kind == StackKind::kIo) entry["latency_ns"] = s.latency_ns;
+      entry["detail"] = s.detail;
+    }
     if (!s.thread_name.empty()) entry["thread"] = s.thread_name;
     entry["frames"] = std::move(frames);
     proc["pids"][std::to_string(s.tid)][std::to_string(next_id[s.tgid]++)] = std::move(entry);
@@ -194,7 +199,10 @@ std::vector<StackSample> stacks_from_json(const json& doc, StacksFileMeta* meta)
         s.process_name = name;
         s.thread_name = str_field(e, "thread");
         s.count = u64_field(e, "count");
-        s.kind = str_field(e, "kind") == "off" ? StackKind::kOffCpu : StackKind::kOnCpu;
+        s.kind = stack_kind_from_string(str_field(e, "kind"));
+        s.bytes = u64_field(e, "bytes");
+        s.latency_ns = u64_field(e, "latency_ns");
+        s.detail = str_field(e, "detail");
         s.off_ns = u64_field(e, "off_ns");
         s.off_state = off_cpu_state_from_string(str_field(e, "state"));
         if (e.contains("label") && e["label"].is_string()) s.label = e["label"].get<std::string>();

@@ -175,10 +175,11 @@ long entries_of(const MapInfo& m) {
   return pclose(p) == 0 ? n : -1;
 }
 
-uint64_t dropped_total(const std::string& stacks_json) {
+// stacks.json's "_stackwatch" metadata (dropped counts, aged-out stacks).
+nlohmann::json stackwatch_meta(const std::string& stacks_json) {
   nlohmann::json doc = nlohmann::json::parse(slurp(stacks_json), nullptr, false);
-  if (doc.is_discarded()) return 0;
-  return doc["_stackwatch"]["dropped"].value("total", uint64_t{0});
+  if (doc.is_discarded() || !doc.contains("_stackwatch")) return nlohmann::json::object();
+  return doc["_stackwatch"];
 }
 
 }  // namespace
@@ -214,9 +215,11 @@ int main(int argc, char** argv) {
 
   auto start = Clock::now();
   auto end = start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(flags.minutes * 60));
-  // Warm-up: caches (modules, process snapshots) fill in the first minute;
-  // shorter runs take their first third.
-  double warmup_s = std::min(60.0, flags.minutes * 60 / 3);
+  // Warm-up: the longest window stackwatch keeps by design must be full:
+  // the live localizer's baseline of 21 intervals (105 s at the default
+  // 5 s), the live view of the stack totals (6 intervals), module and
+  // process caches. Two minutes; shorter runs take their first third.
+  double warmup_s = std::min(120.0, flags.minutes * 60 / 3);
   long rss_after_warmup = -1, rss_end = -1, rss_max = 0;
   double warmup_at = 0;
   std::map<std::string, std::pair<long, unsigned>> peak;  // name -> (peak entries, max_entries)
@@ -288,8 +291,15 @@ int main(int argc, char** argv) {
   for (const auto& [name, p] : peak)
     std::printf("  %-14s %7ld / %-7u (%.0f%%)\n", name.c_str(), p.first, p.second,
                 p.second ? 100.0 * p.first / p.second : 0.0);
+  nlohmann::json meta = stackwatch_meta(out + "/stacks.json");
   std::printf("dropped (stacks.json _stackwatch.dropped.total): %llu\n",
-              static_cast<unsigned long long>(dropped_total(out + "/stacks.json")));
+              static_cast<unsigned long long>(meta.value(nlohmann::json::json_pointer("/dropped/total"), uint64_t{0})));
+  // The user-space stack table: live entries, aged (merged) ones, folded tail.
+  if (meta.contains("aged_out")) {
+    nlohmann::json table = meta["aged_out"];
+    table.erase("note");
+    std::printf("stack table (stacks.json _stackwatch.aged_out): %s\n", table.dump().c_str());
+  }
   std::printf("stackwatch exit status: %d\n", WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status));
   fs::remove_all(work + "/bin");
   return 0;

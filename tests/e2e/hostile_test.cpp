@@ -344,6 +344,49 @@ TEST(Hostile, FullDiskKeepsCompleteFilesAndSaysSo) {
   EXPECT_GT(weight_with(stacks, "calm_spin"), 20u) << "the calm phase, recorded before the disk filled up";
 }
 
+TEST(Hostile, ADiskThatFillsUpAndFreesAgainLosesNothing) {
+  REQUIRE_ROOT();
+  std::string out = fresh_dir("diskrefill");
+  SmallDisk disk(out, 512 * 1024);
+  ASSERT_TRUE(disk.mounted()) << "cannot mount a tmpfs at " << out << ": " << std::strerror(errno);
+  // Fill the disk but for a few KiB: the first intervals' files do not fit.
+  std::string filler = out + "/filler";
+  {
+    std::FILE* f = std::fopen(filler.c_str(), "w");
+    ASSERT_NE(f, nullptr);
+    std::string block(4096, 'x');
+    while (std::fwrite(block.data(), 1, block.size(), f) == block.size() && std::fflush(f) == 0) {
+    }
+    std::fclose(f);
+  }
+  Target target({fixture("e2e_calltree"), "60"});
+  Spawned sw = spawn({stackwatch_bin(), "record", "-p", std::to_string(target.pid()), "-F", "99", "-i", "1", "-d",
+                      "8", "--on-cpu", "-o", out},
+                     out + "-log");
+  wait_for_exec(sw.pid, fs::canonical(stackwatch_bin()).string());
+  sleep_s(4);  // start-up and two or three intervals that cannot be written
+  fs::remove(filler);
+  Finished r = finish(sw, 60);
+  target.stop();
+  ASSERT_FALSE(r.timed_out) << "hung";
+  ASSERT_EQ(r.signal, 0) << "crashed with signal " << r.signal;
+  EXPECT_EQ(r.exit_code, 0) << "the disk had room again at the end: " << r.err;
+  EXPECT_NE(r.err.find("No space left on device"), std::string::npos) << "says the disk was full: " << r.err;
+  EXPECT_NE(r.err.find("written again"), std::string::npos) << "says it recovered: " << r.err;
+  std::set<std::string> names = expect_complete_outputs(out);
+  ASSERT_TRUE(names.count("oncpu.folded"));
+  // The whole recording, the intervals of the full disk included: the final
+  // file holds every sample of every interval report.
+  uint64_t printed = 0;
+  std::string text = r.out;
+  std::regex interval_line(R"(interval \d+: on-CPU (\d+) samples)");
+  for (std::sregex_iterator it(text.begin(), text.end(), interval_line), end; it != end; ++it)
+    printed += std::stoull((*it)[1]);
+  auto stacks = read_folded(out + "/oncpu.folded");
+  EXPECT_GT(printed, 20u);
+  EXPECT_EQ(total(stacks), printed) << "the intervals recorded while the disk was full are in the totals";
+}
+
 // ---------------------------------------------------------------------------
 // Stop signals at random moments.
 

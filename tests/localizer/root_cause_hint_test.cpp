@@ -178,6 +178,94 @@ TEST(FunctionLatency, JsonRoundTrip) {
   EXPECT_EQ(back.to_json(), p.to_json());
 }
 
+TEST(MakeHint, ComparesTheP99WithTheBaselineBefore) {
+  FunctionLatency io = probe(0.001, 0.999);
+  BaselineLatency before;
+  before.measured = true;
+  before.interval = 3;
+  before.seconds = 1;
+  before.calls = 90;
+  before.p50_ns = 1'000'000;
+  before.p99_ns = 2'100'000;
+  before.max_ns = 3'000'000;
+  before.sampled = true;
+  io.baseline = before;
+  EXPECT_DOUBLE_EQ(io.p99_ratio(), 100.0);
+  Hint h = make_hint(disk_suspect(), &io);
+  EXPECT_NE(h.sentence.find("handle_request: p99 210 ms (baseline 2.1 ms, 100x; p50 150 ms"), std::string::npos)
+      << h.sentence;
+  EXPECT_DOUBLE_EQ(h.record["p99_ratio"].get<double>(), 100.0);
+  EXPECT_EQ(h.record["probe"]["baseline"]["p99_ns"], 2'100'000);
+
+  // A round that saw no call: said so, and no ratio.
+  before.calls = 0;
+  io.baseline = before;
+  EXPECT_EQ(io.p99_ratio(), 0);
+  EXPECT_NE(make_hint(io).sentence.find("(no calls before: none completed in a 1.0 s probe of interval 3; p50"),
+            std::string::npos)
+      << make_hint(io).sentence;
+
+  // Never probed and never in the baseline's stacks: a new path.
+  BaselineLatency unseen;
+  unseen.seconds = 18;
+  io.baseline = unseen;
+  EXPECT_NE(make_hint(io).sentence.find("(no calls before: not in any stack of the 18 s before; p50"),
+            std::string::npos)
+      << make_hint(io).sentence;
+
+  // In the stacks, but no round measured it: no claim about before.
+  unseen.sampled = true;
+  io.baseline = unseen;
+  EXPECT_NE(make_hint(io).sentence.find("(no baseline: not probed before; p50"), std::string::npos)
+      << make_hint(io).sentence;
+
+  // Same as before: no "x" factor for a change that is not one.
+  before.calls = 90;
+  before.p99_ns = 200'000'000;
+  io.baseline = before;
+  EXPECT_NE(make_hint(io).sentence.find("(baseline 200 ms; p50"), std::string::npos) << make_hint(io).sentence;
+}
+
+TEST(MakeHint, StarvedButDoingMoreWorkIsCpuBound) {
+  // A spinning call on an overloaded machine: runs 20% of its time, waits
+  // for a CPU 80%, and runs 40 ms per call where a whole call took 0.2 ms.
+  FunctionLatency spin = probe(0.2, 0);
+  spin.runqueue_share = 0.8;
+  spin.mean_ns = 200'000'000;
+  BaselineLatency before;
+  before.measured = true;
+  before.calls = 249;
+  before.p50_ns = 200'000;
+  before.p99_ns = 240'000;
+  spin.baseline = before;
+  Hint h = make_hint(disk_suspect(), &spin);
+  EXPECT_EQ(h.category, CauseCategory::kCpuBound) << h.sentence;
+  EXPECT_NE(h.sentence.find("20% of it on CPU (and 80% runnable, waiting for a CPU)"), std::string::npos) << h.sentence;
+
+  // The same wait with the same work per call as before: starved, not busy.
+  before.p50_ns = 50'000'000;
+  spin.baseline = before;
+  EXPECT_EQ(make_hint(disk_suspect(), &spin).category, CauseCategory::kCpuWait);
+}
+
+TEST(FunctionLatency, JsonRoundTripWithBaseline) {
+  FunctionLatency p = probe(0.5, 0.4);
+  BaselineLatency b;
+  b.measured = true;
+  b.interval = 13;
+  b.seconds = 0.9;
+  b.calls = 1523;
+  b.p50_ns = 2228224;
+  b.p99_ns = 48234496;
+  b.max_ns = 57488079;
+  b.sampled = true;
+  p.baseline = b;
+  FunctionLatency back = function_latency_from_json(p.to_json());
+  ASSERT_TRUE(back.baseline.has_value());
+  EXPECT_EQ(back.to_json(), p.to_json());
+  EXPECT_TRUE(function_latency_from_json(probe(0.5, 0.4).to_json()).baseline == std::nullopt);
+}
+
 TEST(FormatDuration, Units) {
   EXPECT_EQ(format_duration_ns(23.8e9), "23.8 s");
   EXPECT_EQ(format_duration_ns(20'000), "20 us");

@@ -1,6 +1,8 @@
 // stacks.json: exact stack_count shape, and a round trip through nlohmann-json.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include "recording/error.h"
 #include "recording/stacks_json.h"
 
@@ -96,6 +98,60 @@ TEST(StacksJson, RejectsMalformedFilesWithAMessage) {
   EXPECT_THROW(stacks_from_json(nlohmann::json::parse(R"({"1": {"name": "x"}})")), Error);
   EXPECT_THROW(stacks_from_json(nlohmann::json::parse(R"({"1": {"pids": {"2": {"0": {"trace": []}}}}})")),
                Error);
+}
+
+}  // namespace
+}  // namespace stackwatch
+
+namespace stackwatch {
+namespace {
+
+TEST(StacksJson, MemoryAndIoEntriesRoundTripWithTheirKindAndAmounts) {
+  StackSample mem = make_sample();
+  mem.kind = StackKind::kMemory;
+  mem.count = 10;
+  mem.bytes = 10u << 20;
+  StackSample bad = make_sample();
+  bad.tid = 1241;
+  bad.kind = StackKind::kMemory;
+  bad.count = 2;
+  bad.detail = "double-free";
+  StackSample io = make_sample();
+  io.tid = 1242;
+  io.kind = StackKind::kIo;
+  io.count = 100;
+  io.bytes = 100u << 20;
+  io.latency_ns = 123456789;
+  io.detail = "write file";
+  nlohmann::json doc = stacks_to_json({mem, bad, io}, StacksFileMeta{});
+  const nlohmann::json& m = doc["1234"]["pids"]["1240"]["0"];
+  EXPECT_EQ(m["kind"], "memory");
+  EXPECT_EQ(m["bytes"], 10u << 20);
+  EXPECT_EQ(m["detail"], "");
+  EXPECT_FALSE(m.contains("off_ns"));
+  EXPECT_FALSE(m.contains("latency_ns"));  // not a memory amount
+  const nlohmann::json& i = doc["1234"]["pids"]["1242"]["2"];
+  EXPECT_EQ(i["kind"], "io");
+  EXPECT_EQ(i["latency_ns"], 123456789u);
+  EXPECT_EQ(i["detail"], "write file");
+
+  std::vector<StackSample> back = stacks_from_json(nlohmann::json::parse(doc.dump()));
+  ASSERT_EQ(back.size(), 3u);
+  std::sort(back.begin(), back.end(), [](const StackSample& a, const StackSample& b) { return a.tid < b.tid; });
+  EXPECT_EQ(back[0].kind, StackKind::kMemory);
+  EXPECT_EQ(back[0].bytes, 10u << 20);
+  EXPECT_EQ(back[1].detail, "double-free");
+  EXPECT_EQ(back[1].count, 2u);
+  EXPECT_EQ(back[2].kind, StackKind::kIo);
+  EXPECT_EQ(back[2].bytes, 100u << 20);
+  EXPECT_EQ(back[2].latency_ns, 123456789u);
+  EXPECT_EQ(back[2].detail, "write file");
+}
+
+TEST(StacksJson, AnUnknownKindIsAnErrorNotAnOnCpuStack) {
+  nlohmann::json doc = stacks_to_json({make_sample()}, StacksFileMeta{});
+  doc["1234"]["pids"]["1240"]["0"]["kind"] = "gpu";
+  EXPECT_THROW(stacks_from_json(doc), Error);
 }
 
 }  // namespace

@@ -1,0 +1,191 @@
+// I/O stacks (see io_sampler.h and bpf/io.bpf.c).
+#include "profiler/io_sampler.h"
+
+#include <bpf/bpf.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <string>
+#include <thread>
+#include <unordered_map>
+
+#include "bpf/io.h"
+#include "io.skel.h"
+#include "profiler/process_tracker.h"
+
+namespace stackwatch::profiler {
+
+static_assert(sizeof(sw_io_key) == 40, "sw_io_key must match bpf/io.h");
+static_assert(sizeof(sw_io_value) == 40, "sw_io_value must match bpf/io.h");
+
+// Distinct block-submitting stacks over the whole recording (the map is
+// never cleared, see io.bpf.c): submitters are few (the processes' read and
+// direct-write paths, writeback, the journal), and each entry is 1 KiB.
+static constexpr uint32_t kBlockStackEntries = 4096;
+// Entries per counts buffer at least (as off-CPU blocks): -F and -i size the
+// on-CPU maps, but I/O calls come at whatever rate the programs make them.
+static constexpr uint32_t kMinCountEntries = 16384;
+// As in map_drain.cpp: programs that read the old buffer index run for
+// microseconds; 2 ms is a wide margin.
+static constexpr auto kBufferFlipGrace = std::chrono::milliseconds(2);
+
+static const char* op_name(uint32_t op) {
+  switch (static_cast<sw_io_op>(op)) {
+    case SW_IO_READ: return "read";
+    case SW_IO_WRITE: return "write";
+    case SW_IO_PREAD64: return "pread64";
+    case SW_IO_PWRITE64: return "pwrite64";
+    case SW_IO_READV: return "readv";
+    case SW_IO_WRITEV: return "writev";
+    case SW_IO_SENDTO: return "sendto";
+    case SW_IO_RECVFROM: return "recvfrom";
+    case SW_IO_SENDMSG: return "sendmsg";
+    case SW_IO_RECVMSG: return "recvmsg";
+    case SW_IO_FSYNC: return "fsync";
+    case SW_IO_FDATASYNC: return "fdatasync";
+    case SW_IO_PREADV: return "preadv";
+    case SW_IO_PWRITEV: return "pwritev";
+    case SW_IO_BLOCK_READ: return "block read";
+    case SW_IO_BLOCK_WRITE: return "block write";
+    case SW_IO_BLOCK_FLUSH: return "block flush";
+    case SW_IO_OP_MAX: break;
+  }
+  return "unknown";
+}
+
+static const char* fd_kind_name(uint32_t kind) {
+  static constexpr const char* kNames[SW_FD_KIND_MAX] = {"", "file", "socket", "pipe", "device", "other"};
+  return kind < SW_FD_KIND_MAX ? kNames[kind] : "other";
+}
+
+// "write file", "read socket", "fsync file"; "block write" for requests.
+static std::string detail_of(const sw_io_key& key) {
+  std::string d = op_name(key.op);
+  if (key.op < SW_IO_BLOCK_READ) d += std::string(" ") + fd_kind_name(key.fd_kind);
+  return d;
+}
+
+IoSampler::IoSampler(const Options& options, const ProcessTracker& tracker) {
+  skel_ = io_bpf__open();
+  if (!skel_) throw_bpf_error("cannot open the I/O BPF program", errno);
+  auto fail = [&](const std::string& what, int err) {
+    links_.clear();
+    io_bpf__destroy(skel_);
+    skel_ = nullptr;
+    throw_bpf_error(what, err);
+  };
+  skel_->rodata->filter_targets = options.filter_targets;
+  skel_->rodata->self_tgid = static_cast<uint32_t>(getpid());
+  // Calls are not rate-limited like samples: the machine's distinct
+  // (thread, stack, operation) triples per interval decide the size, not -F.
+  uint32_t counts = std::max<uint32_t>(options.max_stacks, kMinCountEntries);
+  for (bpf_map* m : {skel_->maps.io_counts0, skel_->maps.io_counts1}) bpf_map__set_max_entries(m, counts);
+  // System call entries carry only a user stack: half the stack ids of an
+  // on-CPU buffer of the same size.
+  for (bpf_map* m : {skel_->maps.io_stacks0, skel_->maps.io_stacks1})
+    bpf_map__set_max_entries(m, stack_map_entries(counts / 2));
+  bpf_map__set_max_entries(skel_->maps.block_stacks, kBlockStackEntries);
+  for (bpf_program* p : {skel_->progs.io_block_start, skel_->progs.io_block_issue, skel_->progs.io_block_complete})
+    bpf_program__set_autoload(p, options.block_io);
+  if (bpf_map__reuse_fd(skel_->maps.targets, tracker.targets_fd()) ||
+      bpf_map__reuse_fd(skel_->maps.seen, tracker.seen_fd()) ||
+      bpf_map__reuse_fd(skel_->maps.proc_events, tracker.events_fd()) ||
+      bpf_map__reuse_fd(skel_->maps.stack_samples, tracker.stack_samples_fd()))
+    fail("cannot share the process maps with the I/O program", errno);
+  if (int err = io_bpf__load(skel_); err) fail("cannot load the I/O BPF program", err);
+  std::vector<bpf_program*> progs = {skel_->progs.io_sys_enter, skel_->progs.io_sys_exit};
+  if (options.block_io)
+    progs.insert(progs.end(),
+                 {skel_->progs.io_block_start, skel_->progs.io_block_issue, skel_->progs.io_block_complete});
+  for (bpf_program* prog : progs) {
+    bpf_link* link = bpf_program__attach(prog);
+    if (!link) fail(std::string("cannot attach the I/O program ") + bpf_program__name(prog), errno);
+    links_.emplace_back(link);
+  }
+}
+
+IoSampler::~IoSampler() {
+  links_.clear();
+  if (skel_) io_bpf__destroy(skel_);
+}
+
+// Instruction pointers of one stack id, innermost first; cached per drain
+// since many entries share a stack.
+class StackReader {
+ public:
+  explicit StackReader(int fd) : fd_(fd) {}
+  const std::vector<uint64_t>& read(int32_t id) {
+    static const std::vector<uint64_t> kNone;
+    if (id < 0) return kNone;
+    auto it = cache_.find(id);
+    if (it != cache_.end()) return it->second;
+    uint64_t buf[SW_MAX_STACK_DEPTH] = {};
+    std::vector<uint64_t> ips;
+    if (bpf_map_lookup_elem(fd_, &id, buf) == 0)
+      for (uint64_t ip : buf) {
+        if (ip == 0) break;
+        ips.push_back(ip);
+      }
+    return cache_.emplace(id, std::move(ips)).first->second;
+  }
+
+ private:
+  int fd_;
+  std::unordered_map<int32_t, std::vector<uint64_t>> cache_;
+};
+
+template <typename Key>
+static std::vector<Key> all_keys(int fd) {
+  std::vector<Key> keys;
+  Key key{}, next{};
+  bool first = true;
+  while (bpf_map_get_next_key(fd, first ? nullptr : &key, &next) == 0) {
+    keys.push_back(next);
+    key = next;
+    first = false;
+  }
+  return keys;
+}
+
+RawInterval IoSampler::drain() {
+  RawInterval out;
+  uint32_t old = __atomic_load_n(&skel_->bss->active_buffer, __ATOMIC_SEQ_CST) & 1u;
+  __atomic_store_n(&skel_->bss->active_buffer, old ^ 1u, __ATOMIC_SEQ_CST);
+  std::this_thread::sleep_for(kBufferFlipGrace);
+
+  int counts_fd = bpf_map__fd(old == 0 ? skel_->maps.io_counts0 : skel_->maps.io_counts1);
+  int stacks_fd = bpf_map__fd(old == 0 ? skel_->maps.io_stacks0 : skel_->maps.io_stacks1);
+  StackReader call_stacks(stacks_fd);
+  StackReader block_stacks(bpf_map__fd(skel_->maps.block_stacks));
+  std::vector<sw_io_key> keys = all_keys<sw_io_key>(counts_fd);
+  for (const sw_io_key& k : keys) {
+    sw_io_value v{};
+    if (bpf_map_lookup_elem(counts_fd, &k, &v) != 0) continue;
+    RawStack raw;
+    raw.kind = StackKind::kIo;
+    raw.key.tgid = k.tgid;
+    raw.key.tid = k.tid;
+    raw.key.kernel_stack_id = k.kernel_stack_id;
+    raw.key.user_stack_id = k.user_stack_id;
+    std::memcpy(raw.key.comm, k.comm, sizeof(raw.key.comm));
+    raw.value.count = v.count;
+    std::memcpy(raw.value.process_comm, v.process_comm, sizeof(raw.value.process_comm));
+    raw.bytes = v.bytes;
+    raw.latency_ns = v.total_ns;
+    raw.detail = detail_of(k);
+    StackReader& stacks = k.op >= SW_IO_BLOCK_READ ? block_stacks : call_stacks;
+    raw.kernel_ips = stacks.read(k.kernel_stack_id);
+    raw.user_ips = stacks.read(k.user_stack_id);
+    out.stacks.push_back(std::move(raw));
+  }
+  for (const sw_io_key& k : keys) bpf_map_delete_elem(counts_fd, &k);
+  // Every syscall stack of the old buffer, also ones whose count insert failed.
+  for (uint32_t id : all_keys<uint32_t>(stacks_fd)) bpf_map_delete_elem(stacks_fd, &id);
+
+  out.drops = read_drop_counters(bpf_map__fd(skel_->maps.io_drops), drop_totals_);
+  return out;
+}
+
+}  // namespace stackwatch::profiler
