@@ -111,44 +111,6 @@ IoSampler::~IoSampler() {
   if (skel_) io_bpf__destroy(skel_);
 }
 
-// Instruction pointers of one stack id, innermost first; cached per drain
-// since many entries share a stack.
-class StackReader {
- public:
-  explicit StackReader(int fd) : fd_(fd) {}
-  const std::vector<uint64_t>& read(int32_t id) {
-    static const std::vector<uint64_t> kNone;
-    if (id < 0) return kNone;
-    auto it = cache_.find(id);
-    if (it != cache_.end()) return it->second;
-    uint64_t buf[SW_MAX_STACK_DEPTH] = {};
-    std::vector<uint64_t> ips;
-    if (bpf_map_lookup_elem(fd_, &id, buf) == 0)
-      for (uint64_t ip : buf) {
-        if (ip == 0) break;
-        ips.push_back(ip);
-      }
-    return cache_.emplace(id, std::move(ips)).first->second;
-  }
-
- private:
-  int fd_;
-  std::unordered_map<int32_t, std::vector<uint64_t>> cache_;
-};
-
-template <typename Key>
-static std::vector<Key> all_keys(int fd) {
-  std::vector<Key> keys;
-  Key key{}, next{};
-  bool first = true;
-  while (bpf_map_get_next_key(fd, first ? nullptr : &key, &next) == 0) {
-    keys.push_back(next);
-    key = next;
-    first = false;
-  }
-  return keys;
-}
-
 RawInterval IoSampler::drain() {
   RawInterval out;
   uint32_t old = __atomic_load_n(&skel_->bss->active_buffer, __ATOMIC_SEQ_CST) & 1u;
@@ -157,9 +119,9 @@ RawInterval IoSampler::drain() {
 
   int counts_fd = bpf_map__fd(old == 0 ? skel_->maps.io_counts0 : skel_->maps.io_counts1);
   int stacks_fd = bpf_map__fd(old == 0 ? skel_->maps.io_stacks0 : skel_->maps.io_stacks1);
-  StackReader call_stacks(stacks_fd);
-  StackReader block_stacks(bpf_map__fd(skel_->maps.block_stacks));
-  std::vector<sw_io_key> keys = all_keys<sw_io_key>(counts_fd);
+  StackMapReader call_stacks(stacks_fd);
+  StackMapReader block_stacks(bpf_map__fd(skel_->maps.block_stacks));
+  std::vector<sw_io_key> keys = map_keys<sw_io_key>(counts_fd, bpf_map__max_entries(skel_->maps.io_counts0));
   for (const sw_io_key& k : keys) {
     sw_io_value v{};
     if (bpf_map_lookup_elem(counts_fd, &k, &v) != 0) continue;
@@ -175,14 +137,14 @@ RawInterval IoSampler::drain() {
     raw.bytes = v.bytes;
     raw.latency_ns = v.total_ns;
     raw.detail = detail_of(k);
-    StackReader& stacks = k.op >= SW_IO_BLOCK_READ ? block_stacks : call_stacks;
-    raw.kernel_ips = stacks.read(k.kernel_stack_id);
-    raw.user_ips = stacks.read(k.user_stack_id);
+    StackMapReader& stacks = k.op >= SW_IO_BLOCK_READ ? block_stacks : call_stacks;
+    raw.kernel_ips = stacks.ips(k.kernel_stack_id);
+    raw.user_ips = stacks.ips(k.user_stack_id);
     out.stacks.push_back(std::move(raw));
   }
   for (const sw_io_key& k : keys) bpf_map_delete_elem(counts_fd, &k);
   // Every syscall stack of the old buffer, also ones whose count insert failed.
-  for (uint32_t id : all_keys<uint32_t>(stacks_fd)) bpf_map_delete_elem(stacks_fd, &id);
+  for (uint32_t id : map_keys<uint32_t>(stacks_fd, bpf_map__max_entries(skel_->maps.io_stacks0))) bpf_map_delete_elem(stacks_fd, &id);
 
   out.drops = read_drop_counters(bpf_map__fd(skel_->maps.io_drops), drop_totals_);
   return out;

@@ -3,6 +3,7 @@
 #include <bpf/libbpf.h>
 
 #include <chrono>
+#include <set>
 #include <thread>
 #include <unordered_map>
 
@@ -47,22 +48,34 @@ DropCounters read_drop_counters(int map_fd, DropCounters& previous) {
   return delta;
 }
 
-static void read_stack(int stacks_fd, int32_t id, std::vector<uint64_t>& ips,
-                       std::unordered_map<int32_t, std::vector<uint64_t>>& cache) {
-  if (id < 0) return;
-  auto it = cache.find(id);
-  if (it == cache.end()) {
-    uint64_t buf[SW_MAX_STACK_DEPTH] = {};
-    std::vector<uint64_t> v;
-    if (bpf_map_lookup_elem(stacks_fd, &id, buf) == 0) {
-      for (uint64_t ip : buf) {
-        if (ip == 0) break;
-        v.push_back(ip);
-      }
+const std::vector<uint64_t>& StackMapReader::ips(int32_t id) {
+  static const std::vector<uint64_t> kNone;
+  if (id < 0) return kNone;
+  auto it = cache_.find(id);
+  if (it != cache_.end()) return it->second;
+  uint64_t buf[SW_MAX_STACK_DEPTH] = {};
+  std::vector<uint64_t> ips;
+  if (bpf_map_lookup_elem(fd_, &id, buf) == 0)
+    for (uint64_t ip : buf) {
+      if (ip == 0) break;
+      ips.push_back(ip);
     }
-    it = cache.emplace(id, std::move(v)).first;
+  return cache_.emplace(id, std::move(ips)).first->second;
+}
+
+std::vector<std::vector<uint8_t>> map_keys_bytes(int map_fd, size_t key_size, size_t max_keys) {
+  std::vector<std::vector<uint8_t>> keys;
+  std::set<std::vector<uint8_t>> seen;
+  std::vector<uint8_t> key(key_size), next(key_size);
+  bool first = true;
+  for (size_t steps = 0; steps < 2 * max_keys && keys.size() < max_keys &&
+                         bpf_map_get_next_key(map_fd, first ? nullptr : key.data(), next.data()) == 0;
+       ++steps) {
+    if (seen.insert(next).second) keys.push_back(next);
+    key = next;
+    first = false;
   }
-  ips = it->second;
+  return keys;
 }
 
 void drain_buffer(int counts_fd, int stacks_fd, StackKind kind, std::vector<RawStack>& out, bool clear_stacks) {
@@ -74,14 +87,14 @@ void drain_buffer(int counts_fd, int stacks_fd, StackKind kind, std::vector<RawS
     key = next;
     first = false;
   }
-  std::unordered_map<int32_t, std::vector<uint64_t>> stack_cache;
+  StackMapReader stacks(stacks_fd);
   for (const sw_stack_key& k : keys) {
     RawStack raw;
     raw.key = k;
     raw.kind = kind;
     if (bpf_map_lookup_elem(counts_fd, &k, &raw.value) != 0) continue;
-    read_stack(stacks_fd, k.kernel_stack_id, raw.kernel_ips, stack_cache);
-    read_stack(stacks_fd, k.user_stack_id, raw.user_ips, stack_cache);
+    raw.kernel_ips = stacks.ips(k.kernel_stack_id);
+    raw.user_ips = stacks.ips(k.user_stack_id);
     out.push_back(std::move(raw));
   }
   for (const sw_stack_key& k : keys) bpf_map_delete_elem(counts_fd, &k);

@@ -137,33 +137,6 @@ const char* detail_of(uint32_t event) {
 
 bool process_exists(uint32_t tgid) { return ::kill(static_cast<pid_t>(tgid), 0) == 0 || errno != ESRCH; }
 
-template <typename Key>
-std::vector<Key> map_keys(int fd) {
-  std::vector<Key> keys;
-  Key key{}, next{};
-  bool first = true;
-  while (bpf_map_get_next_key(fd, first ? nullptr : &key, &next) == 0) {
-    keys.push_back(next);
-    key = next;
-    first = false;
-  }
-  return keys;
-}
-
-std::vector<uint64_t> read_user_stack(int stacks_fd, int32_t id, std::unordered_map<int32_t, std::vector<uint64_t>>& cache) {
-  if (id < 0) return {};
-  auto it = cache.find(id);
-  if (it != cache.end()) return it->second;
-  uint64_t buf[SW_MAX_STACK_DEPTH] = {};
-  std::vector<uint64_t> ips;
-  if (bpf_map_lookup_elem(stacks_fd, &id, buf) == 0)
-    for (uint64_t ip : buf) {
-      if (ip == 0) break;
-      ips.push_back(ip);
-    }
-  return cache.emplace(id, std::move(ips)).first->second;
-}
-
 std::vector<uint64_t> sum_per_cpu(int fd, uint32_t entries) {
   std::vector<uint64_t> totals(entries, 0);
   int ncpus = libbpf_num_possible_cpus();
@@ -320,7 +293,7 @@ void MemorySampler::add_process(uint32_t tgid) {
 void MemorySampler::forget_exited() {
   std::set<uint32_t> gone;
   int outstanding_fd = bpf_map__fd(skel_->maps.mem_outstanding);
-  for (const sw_mem_stack_key& k : map_keys<sw_mem_stack_key>(outstanding_fd))
+  for (const sw_mem_stack_key& k : map_keys<sw_mem_stack_key>(outstanding_fd, bpf_map__max_entries(skel_->maps.mem_outstanding)))
     if (!process_exists(k.tgid)) gone.insert(k.tgid);
   for (uint32_t pid : probed_pids_)
     if (!process_exists(pid)) gone.insert(pid);
@@ -329,23 +302,22 @@ void MemorySampler::forget_exited() {
     links_.erase(pid);
     probed_pids_.erase(pid);
   }
-  for (const sw_mem_stack_key& k : map_keys<sw_mem_stack_key>(outstanding_fd))
+  for (const sw_mem_stack_key& k : map_keys<sw_mem_stack_key>(outstanding_fd, bpf_map__max_entries(skel_->maps.mem_outstanding)))
     if (gone.count(k.tgid)) bpf_map_delete_elem(outstanding_fd, &k);
   // Their live blocks went with them. A walk of the whole map, but only
   // when a probed process has exited.
   int allocs_fd = bpf_map__fd(skel_->maps.mem_allocs);
-  for (const sw_mem_alloc_key& k : map_keys<sw_mem_alloc_key>(allocs_fd))
+  for (const sw_mem_alloc_key& k : map_keys<sw_mem_alloc_key>(allocs_fd, bpf_map__max_entries(skel_->maps.mem_allocs)))
     if (gone.count(k.tgid)) bpf_map_delete_elem(allocs_fd, &k);
 }
 
 RawInterval MemorySampler::drain() {
   RawInterval out;
-  std::unordered_map<int32_t, std::vector<uint64_t>> stack_cache;
-  int stacks_fd = bpf_map__fd(skel_->maps.mem_stacks);
+  StackMapReader stacks(bpf_map__fd(skel_->maps.mem_stacks));
 
   // Outstanding levels: read, not cleared.
   int outstanding_fd = bpf_map__fd(skel_->maps.mem_outstanding);
-  std::vector<sw_mem_stack_key> keys = map_keys<sw_mem_stack_key>(outstanding_fd);
+  std::vector<sw_mem_stack_key> keys = map_keys<sw_mem_stack_key>(outstanding_fd, bpf_map__max_entries(skel_->maps.mem_outstanding));
   std::vector<sw_mem_stack_key> empty;
   int generation_fd = bpf_map__fd(skel_->maps.mem_generation);
   std::unordered_map<uint32_t, uint32_t> generations;
@@ -373,7 +345,7 @@ RawInterval MemorySampler::drain() {
     // Negative only after a lost race (see below): shown as nothing.
     r.value.count = static_cast<uint64_t>(std::max<int64_t>(v.count, 0));
     r.bytes = static_cast<uint64_t>(std::max<int64_t>(v.bytes, 0));
-    r.user_ips = read_user_stack(stacks_fd, k.user_stack_id, stack_cache);
+    r.user_ips = stacks.ips(k.user_stack_id);
     out.stacks.push_back(std::move(r));
   }
   // An allocation that looked the entry up just before this delete adds to

@@ -4,7 +4,9 @@
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "bpf/stackwatch.h"
@@ -37,6 +39,35 @@ inline uint32_t stack_map_entries(uint32_t stacks) {
   uint64_t n = 4096;
   while (n < 4ull * stacks && n < 32768) n <<= 1;
   return static_cast<uint32_t>(n);
+}
+
+// Instruction pointers of the stacks of one BPF stack map, innermost first
+// (empty for a negative id or one no longer in the map); cached, since many
+// entries of one drain share a stack.
+class StackMapReader {
+ public:
+  explicit StackMapReader(int stacks_fd) : fd_(stacks_fd) {}
+  const std::vector<uint64_t>& ips(int32_t id);
+
+ private:
+  int fd_;
+  std::unordered_map<int32_t, std::vector<uint64_t>> cache_;
+};
+
+// The keys of a BPF hash map, each once, at most `max_keys` of them. A map
+// that BPF programs change meanwhile can send the walk back to its first key
+// (the key it stands on was deleted): the walk stops after 2 x max_keys
+// steps rather than going on for ever, and keys met again are skipped.
+std::vector<std::vector<uint8_t>> map_keys_bytes(int map_fd, size_t key_size, size_t max_keys);
+template <typename Key>
+std::vector<Key> map_keys(int map_fd, size_t max_keys) {
+  std::vector<Key> keys;
+  for (const auto& bytes : map_keys_bytes(map_fd, sizeof(Key), max_keys)) {
+    Key k{};
+    std::memcpy(&k, bytes.data(), sizeof(Key));
+    keys.push_back(k);
+  }
+  return keys;
 }
 
 struct RawInterval {
