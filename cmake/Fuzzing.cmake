@@ -7,6 +7,10 @@
 # bounded time on its checked-in seed corpus and its regressions.
 option(STACKWATCH_FUZZ "Build the libFuzzer targets (needs clang)" OFF)
 set(STACKWATCH_FUZZ_SECONDS 20 CACHE STRING "Seconds each fuzz target runs under ctest -L fuzz")
+# A fixed seed makes a CI run try the same inputs in the same order every
+# time (a red CI is then a real, reproducible finding, not bad luck); 0 lets
+# libFuzzer pick one, for longer exploratory runs.
+set(STACKWATCH_FUZZ_SEED 1 CACHE STRING "libFuzzer -seed under ctest -L fuzz (0: random)")
 if(STACKWATCH_FUZZ)
   if(NOT CMAKE_CXX_COMPILER_ID MATCHES "Clang")
     message(FATAL_ERROR "STACKWATCH_FUZZ needs clang (libFuzzer): configure a separate build directory "

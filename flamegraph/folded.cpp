@@ -24,6 +24,9 @@ std::string escape_frame(std::string_view name) {
 void write_folded(std::ostream& out, const std::vector<FoldedStack>& stacks) {
   for (const FoldedStack& s : stacks) {
     if (s.weight == 0 || s.frames.empty()) continue;
+    // A line that starts with '#' is a comment to every reader: a first
+    // frame named "#..." is written after a blank (readers trim it).
+    if (escape_frame(s.frames[0])[0] == '#') out << ' ';
     for (size_t i = 0; i < s.frames.size(); ++i) {
       if (i) out << ';';
       out << escape_frame(s.frames[i]);
@@ -45,8 +48,10 @@ std::vector<FoldedStack> parse_folded(std::istream& in) {
   while (std::getline(in, line)) {
     ++lineno;
     if (!line.empty() && line.back() == '\r') line.pop_back();
+    // Comments start at the first column (flamegraph.pl's convention): an
+    // indented '#' is a frame name.
     size_t first = line.find_first_not_of(" \t");
-    if (first == std::string::npos || line[first] == '#') continue;
+    if (first == std::string::npos || line[0] == '#') continue;
     size_t end = line.find_last_not_of(" \t");
     size_t sp = line.find_last_of(" \t", end);
     if (sp == std::string::npos || sp < first)

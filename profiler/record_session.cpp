@@ -451,7 +451,7 @@ int run_record(RecordOptions options) {
       // next interval, so nothing is lost once there is room again.
       try {
         drain(false);
-        if (write_failures > 0 && report)
+        if (write_failures > 0)
           std::fprintf(stderr, "stackwatch: the outputs in %s/ are written again\n", options.output_dir.c_str());
         write_failures = 0;
       } catch (const Error& e) {
