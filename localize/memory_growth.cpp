@@ -106,18 +106,33 @@ std::vector<MemoryGrowth> MemoryGrowthDetector::observe(uint64_t index, int64_t 
     while (proc.points.size() > config_.window + 1) proc.points.pop_front();
 
     size_t n = proc.points.size();
-    if (n >= 2 && proc.points[n - 1].total < proc.points[n - 2].total) proc.flagged = false;  // it fell: re-arm
-    if (proc.flagged || n < config_.window + 1) continue;
-    size_t rises = 0, falls = 0;
-    for (size_t i = 1; i < n; ++i) {
-      if (proc.points[i].total > proc.points[i - 1].total) ++rises;
-      else if (proc.points[i].total < proc.points[i - 1].total) ++falls;
+    // Re-armed once the memory has really come down from its peak since the
+    // flag, not on the small dips that frees of balanced code make.
+    if (proc.flagged) {
+      uint64_t now = proc.points.back().total;
+      proc.peak = std::max(proc.peak, now);
+      uint64_t fall = std::max<uint64_t>(config_.min_growth_bytes,
+                                         static_cast<uint64_t>(config_.min_relative_growth * static_cast<double>(proc.peak)));
+      if (now + fall <= proc.peak) proc.flagged = false;
     }
+    if (proc.flagged || n < config_.window + 1) continue;
     uint64_t first = proc.points.front().total, last = proc.points.back().total;
-    if (falls > 0 || rises + 1 < config_.window || last <= first) continue;
+    if (last <= first) continue;
     uint64_t growth = last - first;
+    // Mostly rising steps; a fall is tolerated when it is small next to the
+    // rise of a step (frees of balanced code between two snapshots), not
+    // when it undoes one.
+    double step = static_cast<double>(growth) / static_cast<double>(n - 1);
+    size_t rises = 0, big_falls = 0;
+    for (size_t i = 1; i < n; ++i) {
+      uint64_t a = proc.points[i - 1].total, b = proc.points[i].total;
+      if (b > a) ++rises;
+      else if (static_cast<double>(a - b) > 0.5 * step) ++big_falls;
+    }
+    if (big_falls > 0 || rises + 1 < config_.window) continue;
     if (growth < config_.min_growth_bytes || static_cast<double>(growth) < config_.min_relative_growth * first) continue;
     proc.flagged = true;
+    proc.peak = last;
     found.push_back(explain(tgid, proc, index, start_unix_ns, end_unix_ns));
   }
   // Forget processes gone for a long time.

@@ -55,7 +55,8 @@ class MemoryGrowthDetector {
 
   // `levels`: the interval's outstanding-memory stacks (kMemory, detail "").
   // Returns the processes flagged in this interval; a process is flagged
-  // again only after its memory stopped rising for a step.
+  // again only after its memory came down from its peak since the flag by
+  // as much as a flag needs to go up (a dip of balanced frees is not it).
   std::vector<MemoryGrowth> observe(uint64_t interval_index, int64_t start_unix_ns, int64_t end_unix_ns,
                                     const std::vector<StackSample>& levels);
 
@@ -69,6 +70,7 @@ class MemoryGrowthDetector {
   struct Process {
     std::deque<Point> points;  // the last window + 1 intervals
     bool flagged = false;
+    uint64_t peak = 0;  // highest total since the flag
     uint64_t last_seen = 0;
   };
   MemoryGrowth explain(uint32_t tgid, const Process& p, uint64_t index, int64_t start_unix_ns,

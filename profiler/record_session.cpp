@@ -276,7 +276,16 @@ int run_record(RecordOptions options) {
                          .count();
     interval_start_ns = iv.end_unix_ns;
     std::vector<RawStack> raw;
-    if (memory && command && index == 1) memory->add_process(static_cast<uint32_t>(command->pid()));
+    // The COMMAND has exec'd by now: probe its own libc if it is not ours.
+    // One that cannot be probed (statically linked) is said once; the
+    // recording goes on without its allocations.
+    if (memory && command && index == 1) {
+      try {
+        memory->add_process(static_cast<uint32_t>(command->pid()));
+      } catch (const Error& e) {
+        std::fprintf(stderr, "stackwatch: %s\n", e.what());
+      }
+    }
     for (RawInterval r : {oncpu ? oncpu->drain() : RawInterval{}, offcpu ? offcpu->drain() : RawInterval{},
                           memory ? memory->drain() : RawInterval{}, io ? io->drain() : RawInterval{}}) {
       raw.insert(raw.end(), std::make_move_iterator(r.stacks.begin()), std::make_move_iterator(r.stacks.end()));

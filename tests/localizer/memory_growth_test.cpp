@@ -98,3 +98,21 @@ TEST(MemoryGrowth, TheAllocatorAndOperatorNewAreSkippedToReachTheCaller) {
 
 }  // namespace
 }  // namespace stackwatch::localize
+
+namespace stackwatch::localize {
+namespace {
+
+TEST(MemoryGrowth, SmallDipsOfBalancedFreesDoNotFlagTheSameLeakAgain) {
+  MemoryGrowthDetector d;
+  uint64_t found = 0;
+  // 1 MiB a step, but every third step falls 256 KiB below the step
+  // before (a batch of frees landed between two snapshots).
+  for (uint64_t i = 0; i < 30; ++i) {
+    uint64_t bytes = i % 3 == 2 ? (i - 1) * kMiB - kMiB / 4 : i * kMiB;
+    found += feed(d, i, {level(101, {"main", "leak"}, bytes, i)}).size();
+  }
+  EXPECT_EQ(found, 1u);
+}
+
+}  // namespace
+}  // namespace stackwatch::localize
