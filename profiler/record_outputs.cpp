@@ -24,6 +24,18 @@ std::string iso8601_now() {
   return buf;
 }
 
+// A stack's frames, innermost first, at most kMaxPrintedFrames of them.
+static void print_frames(std::FILE* out, const StackSample& s) {
+  size_t shown = 0;
+  for (const Frame& f : s.frames) {
+    if (shown++ == kMaxPrintedFrames) {
+      std::fprintf(out, "    ... (%zu more frames)\n", s.frames.size() - kMaxPrintedFrames);
+      break;
+    }
+    std::fprintf(out, "    %s%s\n", f.display_name().c_str(), f.inlined ? " (inlined)" : "");
+  }
+}
+
 void print_interval(std::FILE* out, const Interval& interval, unsigned top, double elapsed_s) {
   uint64_t on_samples = 0, off_events = 0, off_ns = 0;
   size_t on_stacks = 0, off_stacks = 0;
@@ -62,14 +74,7 @@ void print_interval(std::FILE* out, const Interval& interval, unsigned top, doub
     std::sort(order.begin(), order.end(), [&](auto* a, auto* b) { return weight(a) > weight(b); });
     if (order.size() > top) order.resize(top);
     for (const StackSample* s : order) {
-      size_t shown = 0;
-      for (const Frame& f : s->frames) {
-        if (shown++ == kMaxPrintedFrames) {
-          std::fprintf(out, "    ... (%zu more frames)\n", s->frames.size() - kMaxPrintedFrames);
-          break;
-        }
-        std::fprintf(out, "    %s%s\n", f.display_name().c_str(), f.inlined ? " (inlined)" : "");
-      }
+      print_frames(out, *s);
       std::fprintf(out, "    -                %s (%u/%u)\n", s->thread_name.c_str(), s->tgid, s->tid);
       if (kind == StackKind::kOnCpu)
         std::fprintf(out, "        %llu\n\n", static_cast<unsigned long long>(s->count));
@@ -135,14 +140,7 @@ void print_resources(std::FILE* out, const std::vector<StackSample>& stacks, uns
     std::sort(order.begin(), order.end(), [&](auto* a, auto* b) { return v.weight(*a) > v.weight(*b); });
     if (order.size() > top) order.resize(top);
     for (const StackSample* s : order) {
-      size_t shown = 0;
-      for (const Frame& f : s->frames) {
-        if (shown++ == kMaxPrintedFrames) {
-          std::fprintf(out, "    ... (%zu more frames)\n", s->frames.size() - kMaxPrintedFrames);
-          break;
-        }
-        std::fprintf(out, "    %s%s\n", f.display_name().c_str(), f.inlined ? " (inlined)" : "");
-      }
+      print_frames(out, *s);
       std::fprintf(out, "    -                %s (%u/%u)%s%s\n", s->thread_name.c_str(), s->tgid, s->tid,
                    s->detail.empty() ? "" : " ", s->detail.c_str());
       if (std::string(v.unit) == "bytes")
