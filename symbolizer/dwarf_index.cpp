@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <optional>
 
 namespace stackwatch::symbolizer {
 namespace {
@@ -25,6 +26,15 @@ constexpr uint32_t kMaxUnitFiles = 0xffff;
 // Below this many elements a binary search is as fast as a bucket lookup:
 // small units get no buckets (saves their memory).
 constexpr size_t kBucketThreshold = 64;
+// A unit whose line table LineProgram decoded leaves only its abbreviations
+// and unit records in libdw, ~1.3 KB: counted as this many ~60-byte rows
+// toward the restart budget.
+constexpr size_t kOwnLinesUnitCost = 24;
+// A restart gives libdw's freed memory back to the system only when at least
+// this many lookups came since the previous one, i.e. units are read
+// sparsely (a profiler's steady state); a bulk read restarts every few
+// thousand lookups (every 65,536 line rows read).
+constexpr size_t kTrimAfterLookups = 65536;
 
 // True if elf refers to a supplementary DWARF file (dwz's .gnu_debugaltlink,
 // DWARF 5 .debug_sup): libdw opens it and owns its strings, so a restart
@@ -68,13 +78,19 @@ class DwarfIndex::Builder {
     Dwarf_Attribute attr;
     const char* comp_dir = dwarf_formstring(dwarf_attr(cudie, DW_AT_comp_dir, &attr));
     comp_dir_ = comp_dir != nullptr ? comp_dir : "";
-    if (dwarf_getsrcfiles(cudie, &unit_files_, &unit_file_count_) != 0) unit_files_ = nullptr;
-    add_lines(cudie);
+    if (!index_.line_sections_ || !read_own_lines(cudie, comp_dir)) {
+      own_lines_ = false;
+      if (dwarf_getsrcfiles(cudie, &unit_files_, &unit_file_count_) != 0) unit_files_ = nullptr;
+      add_lines(cudie);
+    }
     walk(cudie, kTopLevel);
     finish();
   }
 
-  size_t rows_read() const { return rows_read_; }
+  // What reading the unit left in libdw's caches, in line rows: its line
+  // table when libdw decoded it; else about what its abbreviation table and
+  // unit records cost (libc's 1,500 units hold ~2 MB of them).
+  size_t libdw_rows_cached() const { return own_lines_ ? kOwnLinesUnitCost : rows_read_; }
 
  private:
   void finish() {
@@ -93,6 +109,10 @@ class DwarfIndex::Builder {
     }
     unit_.top_begin = static_cast<uint32_t>(i);
     sort_rows();
+    // As libdw does after sorting (a row some producers leave at the
+    // address of the final end of sequence must not run on past it); the
+    // rows then equal dwarf_getsrclines' whichever decoder read them.
+    if (!unit_.rows.empty()) unit_.rows.back().column |= kEndSequence;
     ranges.shrink_to_fit();
     unit_.rows.shrink_to_fit();
     unit_.files.shrink_to_fit();
@@ -112,15 +132,62 @@ class DwarfIndex::Builder {
     if (name == nullptr || *name == '\0') return 0;
     auto [cached, fresh] = unit_names_.try_emplace(name, 0);
     if (!fresh) return cached->second;
-    std::string path = name;
+    cached->second = intern_path(name);
+    return cached->second;
+  }
+
+  // A global file id for a path from the line table (libdw's or ours).
+  uint32_t intern_path(std::string path) {
+    if (path.empty()) return 0;
     if (path.front() != '/' && !comp_dir_.empty()) path = comp_dir_ + "/" + path;
     auto it = index_.file_ids_.find(path);
     if (it == index_.file_ids_.end()) {
       index_.files_.push_back(std::move(path));
       it = index_.file_ids_.emplace(index_.files_.back(), static_cast<uint32_t>(index_.files_.size() - 1)).first;
     }
-    cached->second = it->second;
     return it->second;
+  }
+
+  // The unit's line table through LineProgram (see line_program.h for why
+  // not libdw). False when the unit has none we can read: then libdw's.
+  bool read_own_lines(Dwarf_Die* cudie, const char* comp_dir) {
+    uint8_t unit_type = 0, address_size = 0;
+    if (dwarf_cu_info(cudie->cu, nullptr, &unit_type, nullptr, nullptr, nullptr, &address_size, nullptr) != 0 ||
+        (unit_type != DW_UT_compile && unit_type != DW_UT_partial))
+      return false;  // split DWARF keeps its line table elsewhere
+    Dwarf_Attribute attr;
+    Dwarf_Word stmt_list = 0;
+    if (dwarf_attr(cudie, DW_AT_stmt_list, &attr) == nullptr) return true;  // no line table at all
+    if (dwarf_formudata(&attr, &stmt_list) != 0) return false;
+    std::vector<LineRow>& decoded = index_.line_scratch_;
+    decoded.clear();
+    if (!program_.decode(*index_.line_sections_, stmt_list, address_size, comp_dir, decoded)) return false;
+    own_lines_ = true;  // unit_file now reads program_'s table
+    rows_read_ = decoded.size();
+    unit_.rows.reserve(decoded.size());
+    std::vector<int32_t> local(program_.file_count(), -1);  // file index -> unit-local file
+    size_t begin = 0;
+    for (const LineRow& r : decoded) {
+      uint16_t file = 0;
+      if (r.file < local.size()) {
+        if (local[r.file] < 0) local[r.file] = local_file(unit_file(r.file));
+        file = static_cast<uint16_t>(local[r.file]);
+      }
+      Row row;
+      row.address = r.address;
+      row.line = static_cast<uint32_t>(std::max(r.line, 0));
+      row.file = file;
+      row.column = static_cast<uint16_t>(std::min(r.column, kMaxColumn));
+      if (r.end_sequence) row.column |= kEndSequence;
+      unit_.rows.push_back(row);
+      // Rows come in program order, one sequence after another.
+      if (r.end_sequence) {
+        row_blocks_.emplace_back(begin, unit_.rows.size());
+        begin = unit_.rows.size();
+      }
+    }
+    if (begin < unit_.rows.size()) row_blocks_.emplace_back(begin, unit_.rows.size());
+    return true;
   }
 
   // A unit-local file number for a row (rows keep 16 bits).
@@ -139,10 +206,13 @@ class DwarfIndex::Builder {
   }
 
   uint32_t unit_file(Dwarf_Word index) {
-    if (unit_files_ == nullptr || index >= unit_file_count_) return 0;
-    if (unit_file_ids_.empty()) unit_file_ids_.assign(unit_file_count_, UINT32_MAX);
+    size_t count = own_lines_ ? program_.file_count() : (unit_files_ != nullptr ? unit_file_count_ : 0);
+    if (index >= count) return 0;
+    if (unit_file_ids_.empty()) unit_file_ids_.assign(count, UINT32_MAX);
     uint32_t& id = unit_file_ids_[index];
-    if (id == UINT32_MAX) id = intern_file(dwarf_filesrc(unit_files_, index, nullptr, nullptr));
+    if (id == UINT32_MAX)
+      id = own_lines_ ? intern_path(program_.file_path(index))
+                      : intern_file(dwarf_filesrc(unit_files_, index, nullptr, nullptr));
     return id;
   }
 
@@ -267,7 +337,7 @@ class DwarfIndex::Builder {
     }
     if (!any) return;  // abstract instance or declaration: no code of its own
     Node n;
-    n.name = function_name(die);
+    n.die = dwarf_dieoffset(die);
     if (inlined) {
       Dwarf_Attribute attr;
       Dwarf_Word value = 0;
@@ -288,8 +358,10 @@ class DwarfIndex::Builder {
   std::unordered_map<const char*, uint32_t> unit_names_;  // this unit's names as libdw returned them
   std::unordered_map<uint32_t, uint16_t> local_ids_;      // global file id -> unit-local
   std::string comp_dir_;
-  Dwarf_Files* unit_files_ = nullptr;
+  Dwarf_Files* unit_files_ = nullptr;  // libdw's file table, when its line table is used
   size_t unit_file_count_ = 0;
+  bool own_lines_ = false;  // the line table came from program_
+  LineProgram program_;
   std::vector<uint32_t> unit_file_ids_;
   size_t rows_read_ = 0;
 };
@@ -305,8 +377,12 @@ void DwarfIndex::restart_libdw() {
   rows_since_restart_ = 0;
   ++restarts_;
   // libdw's tables are thousands of small blocks in the heap: hand the freed
-  // ones back so they do not stay resident.
-  malloc_trim(0);
+  // ones back so they do not stay resident. Not while units are being read
+  // in bulk (a cold module, a batch of addresses): the next units would
+  // fault the same pages straight back in, which costs a fifth of a cold
+  // read, and the freed blocks are what their tables reuse anyway.
+  if (lookups_since_restart_ >= kTrimAfterLookups) malloc_trim(0);
+  lookups_since_restart_ = 0;
 }
 
 // kLibdwRowBudget: line rows libdw may cache (~60 bytes each with its file
@@ -321,6 +397,7 @@ std::unique_ptr<DwarfIndex> DwarfIndex::build(Elf* elf, size_t libdw_row_budget)
   index->elf_ = elf;
   index->dwarf_ = dwarf;
   index->can_restart_ = !has_supplementary_file(elf);
+  index->line_sections_ = find_line_sections(elf);
   index->row_budget_ = libdw_row_budget;
   index->files_.emplace_back();  // file 0: unknown
   std::vector<uint32_t> unstated;  // units that give no ranges
@@ -379,12 +456,13 @@ void DwarfIndex::read_unit(uint32_t id) {
   if (dwarf_offdie(dwarf_, unit.die_offset, &cudie) == nullptr) return;
   Builder builder(*this, unit);
   builder.read(&cudie);
-  rows_since_restart_ += builder.rows_read();
+  rows_since_restart_ += builder.libdw_rows_cached();
   if (rows_since_restart_ >= row_budget_) restart_libdw();
 }
 
 template <typename Visit>
 bool DwarfIndex::for_units_at(uint64_t vaddr, Visit visit) {
+  ++lookups_since_restart_;
   auto it = std::upper_bound(spans_.begin(), spans_.end(), vaddr,
                              [](uint64_t a, const UnitSpan& s) { return a < s.low; });
   uint32_t last = UINT32_MAX;
@@ -457,6 +535,18 @@ bool DwarfIndex::lookup(uint64_t vaddr, std::vector<uint32_t>& chain, SourceLoca
   // The function's unit had no row: the units after it, as line_at would.
   if (!line_found) line_at(vaddr, *line);
   return found;
+}
+
+const char* DwarfIndex::raw_name(uint32_t node) {
+  Node& n = nodes_[node];
+  if (n.name == nullptr) {
+    // Through the current libdw handle, which may have been restarted since
+    // the node's unit was read: offsets stay valid, and names point into
+    // the ELF file's .debug_str, not into libdw.
+    Dwarf_Die die;
+    n.name = dwarf_ != nullptr && dwarf_offdie(dwarf_, n.die, &die) != nullptr ? function_name(&die) : "";
+  }
+  return n.name;
 }
 
 size_t DwarfIndex::line_count() const {

@@ -15,8 +15,9 @@
 // ranges of the inlined subroutines directly inside it (lexical blocks are
 // flattened away), sorted. Names are resolved through DW_AT_abstract_origin /
 // DW_AT_specification chains (dwarf_attr_integrate), which is where LTO
-// binaries put them, across units. The unit's line table is kept as compact
-// sorted rows. Function node ids are global to the module (they grow as
+// binaries put them, across units, on the first lookup that needs a node's
+// name. The unit's line table (decoded by LineProgram, else by libdw) is
+// kept as compact sorted rows. Function node ids are global to the module (they grow as
 // units are read).
 #pragma once
 
@@ -25,12 +26,14 @@
 #include <cstdint>
 #include <deque>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
 #include <vector>
 
 #include "symbolizer/address_buckets.h"
+#include "symbolizer/line_program.h"
 
 namespace stackwatch::symbolizer {
 
@@ -48,7 +51,9 @@ class DwarfIndex {
   // kLibdwRowBudget line rows: libdw keeps every line table and abbreviation
   // table it ever parsed until dwarf_end (~60 bytes a row, tens of MB for a
   // whole machine's C++ binaries), and the index needs none of them once a
-  // unit is read. Section data, where names live, belongs to the Elf.
+  // unit is read. Section data, where names live, belongs to the Elf. Line
+  // tables are decoded by LineProgram where it can (line_program.h), which
+  // leaves libdw only abbreviations to cache: such units count little.
   // libdw_row_budget overrides that budget (tests: 0 restarts after every unit).
   static constexpr size_t kLibdwRowBudget = 65536;
   static std::unique_ptr<DwarfIndex> build(Elf* elf, size_t libdw_row_budget = kLibdwRowBudget);
@@ -67,7 +72,10 @@ class DwarfIndex {
   bool lookup(uint64_t vaddr, std::vector<uint32_t>& chain, SourceLocation* line);
 
   // Raw (possibly mangled) name of a function node; never null ("" if unnamed).
-  const char* raw_name(uint32_t node) const { return nodes_[node].name; }
+  // Read from its DIE on first use (hence not const): most nodes of a unit
+  // are never asked for, and naming one follows DW_AT_abstract_origin /
+  // DW_AT_specification chains, across units in LTO binaries.
+  const char* raw_name(uint32_t node);
   // Where an inlined node was called from (in its parent function).
   SourceLocation call_site(uint32_t node) const { return nodes_[node].call_site; }
   const std::string& file_name(uint32_t file) const { return files_[file]; }
@@ -83,7 +91,8 @@ class DwarfIndex {
 
  private:
   struct Node {
-    const char* name = "";
+    const char* name = nullptr;  // nullptr until raw_name reads it
+    Dwarf_Off die = 0;           // its DIE in .debug_info
     SourceLocation call_site;
     uint32_t first_child = 0;  // into the unit's ranges
     uint32_t end_child = 0;
@@ -140,8 +149,11 @@ class DwarfIndex {
   Dwarf* dwarf_ = nullptr;
   bool can_restart_ = true;        // false when names may live in a supplementary file libdw owns
   size_t rows_since_restart_ = 0;  // line rows libdw has cached since the last restart
+  size_t lookups_since_restart_ = 0;
   size_t row_budget_ = kLibdwRowBudget;
   size_t restarts_ = 0;
+  std::optional<LineSections> line_sections_;  // set when LineProgram can read the line tables
+  std::vector<LineRow> line_scratch_;          // one unit's decoded rows, reused
   std::vector<Unit> units_;
   std::vector<UnitSpan> spans_;  // sorted by low
   size_t units_read_ = 0;

@@ -8,8 +8,10 @@
 
 #include <cerrno>
 #include <cstring>
+#include <string_view>
 
 #include "recording/error.h"
+#include "symbolizer/inflated_image.h"
 
 namespace stackwatch::symbolizer {
 namespace {
@@ -98,6 +100,23 @@ std::unique_ptr<ElfFile> ElfFile::open_path(const std::string& path) {
 
 std::unique_ptr<ElfFile> ElfFile::open_for_dwarf() const {
   if (fd_ < 0) return nullptr;
+  // .debug_aranges too: the index takes each unit's ranges from its DIE.
+  static constexpr std::string_view kUnread[] = {".debug_loc", ".debug_loclists", ".debug_macro",
+                                                 ".debug_macinfo", ".debug_pubnames", ".debug_pubtypes",
+                                                 ".debug_gnu_pubnames", ".debug_gnu_pubtypes", ".debug_aranges"};
+  // Compressed sections: a copy with them inflated by libdeflate (see
+  // inflated_image.h); the unread ones are left out of it.
+  size_t file_size = 0;
+  if (const char* raw = elf_rawfile(elf_, &file_size); raw != nullptr) {
+    InflatedImage image = inflate_elf_image({raw, file_size}, kUnread);
+    if (image) {
+      std::unique_ptr<ElfFile> f(new ElfFile());
+      f->path_ = path_;
+      f->inflated_ = std::move(image);
+      f->elf_ = elf_memory(f->inflated_.data(), f->inflated_.size());
+      if (f->elf_ != nullptr && elf_kind(f->elf_) == ELF_K_ELF) return f;
+    }
+  }
   int fd = ::dup(fd_);
   if (fd < 0) return nullptr;
   std::unique_ptr<ElfFile> f(new ElfFile());
@@ -107,17 +126,14 @@ std::unique_ptr<ElfFile> ElfFile::open_for_dwarf() const {
   if (f->elf_ == nullptr || elf_kind(f->elf_) != ELF_K_ELF) return nullptr;
   size_t shstrndx = 0;
   if (elf_getshdrstrndx(f->elf_, &shstrndx) != 0) return nullptr;
-  static const char* const kUnread[] = {".debug_loc", ".debug_loclists", ".debug_macro", ".debug_macinfo",
-                                        ".debug_pubnames", ".debug_pubtypes", ".debug_gnu_pubnames",
-                                        ".debug_gnu_pubtypes"};
   Elf_Scn* scn = nullptr;
   while ((scn = elf_nextscn(f->elf_, scn)) != nullptr) {
     GElf_Shdr shdr;
     if (gelf_getshdr(scn, &shdr) == nullptr) continue;
     const char* name = elf_strptr(f->elf_, shstrndx, shdr.sh_name);
     if (name == nullptr) continue;
-    for (const char* unread : kUnread) {
-      if (std::strcmp(name, unread) != 0) continue;
+    for (std::string_view unread : kUnread) {
+      if (name != unread) continue;
       shdr.sh_type = SHT_NOBITS;
       if (gelf_update_shdr(scn, &shdr) == 0) return nullptr;
     }

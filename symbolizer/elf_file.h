@@ -12,6 +12,8 @@
 #include <string>
 #include <vector>
 
+#include "symbolizer/inflated_image.h"
+
 namespace stackwatch::symbolizer {
 
 struct LoadSegment {
@@ -37,10 +39,13 @@ class ElfFile {
   // A copy of an in-memory image (the vDSO).
   static std::unique_ptr<ElfFile> from_memory(std::vector<char> image, const std::string& name);
   // A second, private view of an on-disk file for libdw, with the DWARF
-  // sections the symbolizer never reads (location lists, macros, pubnames)
+  // sections the symbolizer never reads (location lists, macros, pubnames,
+  // aranges)
   // hidden as SHT_NOBITS: libdw decompresses every DWARF section it knows
   // when it opens a file, and in Debian's compressed debug files location
-  // lists are a sixth to a quarter of the bytes. nullptr if not possible.
+  // lists are a sixth to a quarter of the bytes. When the file has
+  // compressed sections the view is an in-memory copy with them already
+  // inflated (inflated_image.h). nullptr if not possible.
   std::unique_ptr<ElfFile> open_for_dwarf() const;
   // As open_path but returns nullptr instead of throwing.
   static std::unique_ptr<ElfFile> try_open_path(const std::string& path);
@@ -62,6 +67,7 @@ class ElfFile {
 
   int fd_ = -1;
   std::vector<char> image_;
+  InflatedImage inflated_;  // open_for_dwarf's copy with inflated sections
   Elf* elf_ = nullptr;
   std::string path_;
   std::string build_id_;

@@ -112,19 +112,18 @@ bool Module::fde_bounds(uint64_t vaddr, uint64_t& start, uint64_t& end) {
   return true;
 }
 
-void Module::symbolize(uint64_t vaddr, const LookupOptions& options, std::vector<Frame>& out) {
+void Module::symbolize(uint64_t vaddr, const LookupOptions& options, FrameList& out) {
   prepare();
   SourceLocation location;
   if (index_ && index_->lookup(vaddr, chain_, options.line_info ? &location : nullptr) &&
       *index_->raw_name(chain_.front()) != '\0') {
-    out.reserve(out.size() + (options.inlines ? chain_.size() : 1));
     // The containing function takes its name from the symbol table when a
     // symbol covers the address, as llvm-symbolizer and perf do: DWARF may
     // name an internal alias (glibc's __GI_ names), the symbol the public one,
     // and clones keep their suffix (foo.constprop.0, foo.cold).
     const ElfSymbol* sym = naming_symbols_->find_sized(vaddr);
     auto emit = [&](uint32_t node, const SourceLocation& at, bool inlined) {
-      Frame& f = out.emplace_back();
+      Frame& f = out.append();
       f.function = !inlined && sym != nullptr ? symbol_name(sym, options.demangle) : node_name(node, options.demangle);
       if (f.function.empty()) f.unknown_reason = "DWARF names no function here";
       if (options.line_info) {
@@ -147,8 +146,8 @@ void Module::symbolize(uint64_t vaddr, const LookupOptions& options, std::vector
   symbolize_from_symbols(vaddr, options, out);
 }
 
-void Module::symbolize_from_symbols(uint64_t vaddr, const LookupOptions& options, std::vector<Frame>& out) {
-  Frame f;
+void Module::symbolize_from_symbols(uint64_t vaddr, const LookupOptions& options, FrameList& out) {
+  Frame& f = out.append();
   const ElfSymbol* sym = symbols_.find(vaddr);
   uint64_t fde_start = 0, fde_end = 0;
   bool have_fde = false;
@@ -180,7 +179,6 @@ void Module::symbolize_from_symbols(uint64_t vaddr, const LookupOptions& options
       f.column = location.column;
     }
   }
-  out.push_back(std::move(f));
 }
 
 }  // namespace stackwatch::symbolizer

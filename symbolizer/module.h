@@ -16,6 +16,7 @@
 #include "recording/recording.h"
 #include "symbolizer/dwarf_index.h"
 #include "symbolizer/elf_file.h"
+#include "symbolizer/frame_list.h"
 #include "symbolizer/symbol_table.h"
 
 namespace stackwatch::symbolizer {
@@ -45,7 +46,7 @@ class Module {
   // file, line, column, inlined and unknown_reason. Always appends at least one.
   // Names are cached per module, so every call must pass the same options
   // (they are fixed per Symbolizer, which owns its modules).
-  void symbolize(uint64_t vaddr, const LookupOptions& options, std::vector<Frame>& out);
+  void symbolize(uint64_t vaddr, const LookupOptions& options, FrameList& out);
 
   // Opens the DWARF index now rather than on first lookup (its units are
   // still read on demand).
@@ -56,7 +57,7 @@ class Module {
   const std::string& name_of(const char* raw, bool demangle);
   // Bounds of the .eh_frame FDE covering vaddr; false when none does.
   bool fde_bounds(uint64_t vaddr, uint64_t& start, uint64_t& end);
-  void symbolize_from_symbols(uint64_t vaddr, const LookupOptions& options, std::vector<Frame>& out);
+  void symbolize_from_symbols(uint64_t vaddr, const LookupOptions& options, FrameList& out);
 
   std::unique_ptr<ElfFile> main_;
   std::unique_ptr<ElfFile> debug_;

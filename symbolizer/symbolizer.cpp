@@ -8,6 +8,7 @@
 #include <unordered_map>
 
 #include "recording/error.h"
+#include "symbolizer/address_order.h"
 #include "symbolizer/module.h"
 #include "symbolizer/module_cache.h"
 #include "symbolizer/process_snapshot.h"
@@ -38,6 +39,7 @@ struct Symbolizer::Impl {
   std::unordered_map<uint32_t, ProcessSnapshot> processes;
   std::unordered_map<std::string, std::shared_ptr<MappedFile>> files_by_path;  // symbolize_file
   std::unordered_map<std::string, std::string> unusable_files;                  // identity -> why
+  FrameList scratch;  // one lookup's frames before they are moved to the caller's vector
   std::optional<Kallsyms> kallsyms;
   std::string kallsyms_error;
 
@@ -113,7 +115,9 @@ struct Symbolizer::Impl {
                            const std::string& module_name, std::vector<Frame>& out) {
     size_t first = out.size();
     if (auto vaddr = m.offset_to_vaddr(lookup_offset)) {
-      m.symbolize(*vaddr, lookup, out);
+      scratch.clear();
+      m.symbolize(*vaddr, lookup, scratch);
+      scratch.move_to(out);
     } else {
       out.push_back(unknown_frame(address, {}, 0, "the file offset is outside every loadable segment"));
     }
@@ -237,20 +241,39 @@ struct Symbolizer::Impl {
     out.push_back(std::move(f));
   }
 
-  void symbolize_file(const std::string& path, uint64_t address, std::vector<Frame>& out) {
+  std::shared_ptr<Module> module_for_path(const std::string& path) {
     auto it = files_by_path.find(path);
     if (it == files_by_path.end()) it = files_by_path.emplace(path, files.open_path(path)).first;
     std::string error;
     auto module = module_for(*it->second, error);
     if (!module) throw Error(error);
-    size_t first = out.size();
-    module->symbolize(address, lookup, out);
-    uint64_t offset = module->vaddr_to_offset(address).value_or(address);
-    for (size_t i = first; i < out.size(); ++i) {
+    return module;
+  }
+
+  // Replaces out's frames with those of address.
+  void symbolize_in_file(Module& module, const std::string& path, uint64_t address, FrameList& out) {
+    out.clear();
+    module.symbolize(address, lookup, out);
+    uint64_t offset = module.vaddr_to_offset(address).value_or(address);
+    for (size_t i = 0; i < out.size(); ++i) {
       out[i].address = address;
       out[i].module = path;
       out[i].module_offset = offset;
-      out[i].build_id = module->build_id();
+      out[i].build_id = module.build_id();
+    }
+  }
+
+  void symbolize_file(const std::string& path, uint64_t address, std::vector<Frame>& out) {
+    symbolize_in_file(*module_for_path(path), path, address, scratch);
+    scratch.move_to(out);
+  }
+
+  void symbolize_file(const std::string& path, std::span<const uint64_t> addresses, const FramesVisitor& visit) {
+    auto module = module_for_path(path);
+    FrameList frames;  // its own: the visitor may call this Symbolizer again
+    for (const OrderedAddress& a : address_order(addresses)) {
+      symbolize_in_file(*module, path, a.address, frames);
+      visit(a.index, frames.frames());
     }
   }
 };
@@ -296,6 +319,12 @@ std::vector<Frame> Symbolizer::symbolize_file(const std::string& path, uint64_t 
   std::vector<Frame> out;
   impl_->symbolize_file(path, address, out);
   return out;
+}
+
+void Symbolizer::symbolize_file(const std::string& path, std::span<const uint64_t> addresses,
+                                const FramesVisitor& visit) {
+  if (addresses.size() > UINT32_MAX) throw Error("symbolize_file: more than 2^32 - 1 addresses in one call; split them");
+  impl_->symbolize_file(path, addresses, visit);
 }
 
 }  // namespace stackwatch::symbolizer

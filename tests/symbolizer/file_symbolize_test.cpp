@@ -1,12 +1,16 @@
 // Symbolizing fixture ELF files by virtual address: inline chains with exact
 // marker lines, demangled template names, PIE and non-PIE, debug info found
 // through .gnu_debuglink and through a .build-id tree, a stripped library
-// whose static function must stay unnamed, and an LTO binary.
+// whose static function must stay unnamed, and an LTO binary; the batch call
+// against one call per address.
 #include <gtest/gtest.h>
 
 #include <cinttypes>
 #include <cstdio>
+#include <algorithm>
 #include <filesystem>
+#include <span>
+#include <vector>
 
 #include "recording/error.h"
 #include "symbolizer/symbolizer.h"
@@ -219,6 +223,37 @@ TEST(SymbolizeFile, AddressOutsideAnyFunctionIsUnknownWithOffset) {
   EXPECT_EQ(frames[0].function, "");
   EXPECT_FALSE(frames[0].unknown_reason.empty());
   EXPECT_EQ(frames[0].module_offset, 0x10u);
+}
+
+// The batch call gives each address what one call per address gives.
+TEST(SymbolizeFileBatch, SameFramesAsOneCallPerAddress) {
+  std::string path = testing::fixture_bin("symfix_two_units");
+  std::vector<uint64_t> addresses;
+  for (const char* function : {"shared_work", "outer_entry", "main"}) {
+    auto range = testing::elf_symbol(path, function);
+    for (uint64_t addr = range.vaddr + range.size; addr-- > range.vaddr;) addresses.push_back(addr);  // descending
+  }
+  addresses.push_back(addresses.front());  // a repeat
+  Symbolizer single, batch;
+  std::vector<bool> seen(addresses.size());
+  uint64_t previous = 0;
+  batch.symbolize_file(path, std::span<const uint64_t>(addresses), [&](size_t i, std::span<const Frame> frames) {
+    ASSERT_LT(i, addresses.size());
+    EXPECT_FALSE(seen[i]);
+    seen[i] = true;
+    EXPECT_GE(addresses[i], previous);  // visited in address order
+    previous = addresses[i];
+    auto expected = single.symbolize_file(path, addresses[i]);
+    ASSERT_EQ(frames.size(), expected.size());
+    for (size_t k = 0; k < frames.size(); ++k) {
+      EXPECT_EQ(frames[k].function, expected[k].function);
+      EXPECT_EQ(frames[k].file, expected[k].file);
+      EXPECT_EQ(frames[k].line, expected[k].line);
+      EXPECT_EQ(frames[k].address, addresses[i]);
+      EXPECT_EQ(frames[k].module, path);
+    }
+  });
+  EXPECT_EQ(std::count(seen.begin(), seen.end(), true), static_cast<long>(addresses.size()));
 }
 
 }  // namespace

