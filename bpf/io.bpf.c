@@ -88,6 +88,7 @@ struct io_request {
   __s32 user_stack_id;
   __u32 recorded; /* 0: a request of a process not recorded (see note_request) */
   __u32 pad;
+  __u64 caller; /* as sw_io_key.caller */
   char comm[SW_COMM_LEN];
   char process_comm[SW_COMM_LEN];
 };
@@ -100,6 +101,16 @@ struct {
   __type(key, __u64); /* struct request * */
   __type(value, struct io_request);
 } io_requests SEC(".maps");
+
+/* Frameless system call sites (struct sw_io_site -> offset of the return
+ * address from the user rsp), filled by user space. Sized for the sites of
+ * every executable file of a busy machine: libc has ~300 of them. */
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, 16384);
+  __type(key, struct sw_io_site);
+  __type(value, __u32);
+} io_sites SEC(".maps");
 
 volatile __u32 active_buffer = 0;
 
@@ -197,6 +208,37 @@ static __always_inline void add_to(void *counts, const struct sw_io_key *key, __
   }
 }
 
+struct site_lookup {
+  __u64 ip;
+  struct sw_io_site site;
+};
+
+static long site_of_vma(struct task_struct *task, struct vm_area_struct *vma, void *data) {
+  struct site_lookup *l = data;
+  struct file *file = vma->vm_file;
+  if (!file) return 0;
+  struct inode *inode = BPF_CORE_READ(file, f_inode);
+  l->site.ino = BPF_CORE_READ(inode, i_ino);
+  l->site.dev = BPF_CORE_READ(inode, i_sb, s_dev);
+  l->site.file_offset = l->ip - vma->vm_start + (vma->vm_pgoff << 12);
+  return 0;
+}
+
+/* The frame-pointer walk from a system call's registers skips the caller
+ * of a function that keeps no frame (glibc's write() and the like): when
+ * the user ip is one of the sites user space listed, the caller's return
+ * address, read where the site's CFI says it is. 0 otherwise. */
+static __always_inline __u64 frameless_caller(__u64 ip, __u64 sp) {
+  struct site_lookup l = {};
+  l.ip = ip;
+  if (bpf_find_vma(bpf_get_current_task_btf(), ip, site_of_vma, &l, 0) != 0 || l.site.ino == 0) return 0;
+  __u32 *ra_sp_offset = bpf_map_lookup_elem(&io_sites, &l.site);
+  if (!ra_sp_offset) return 0;
+  __u64 ra = 0;
+  if (bpf_probe_read_user(&ra, sizeof(ra), (void *)(sp + *ra_sp_offset)) != 0) return 0;
+  return ra;
+}
+
 /* The user stack id of the current task in `stacks`; kernel threads have none. */
 static __always_inline __s32 user_stack_id(void *ctx, void *stacks) {
   long id = bpf_get_stackid(ctx, stacks, BPF_F_USER_STACK);
@@ -208,7 +250,7 @@ static __always_inline __s32 user_stack_id(void *ctx, void *stacks) {
 }
 
 static __always_inline void add_call(void *ctx, void *counts, void *stacks, __u32 tgid, __u32 tid,
-                                     const struct io_call *call, __u64 bytes, __u64 ns) {
+                                     const struct io_call *call, __u64 bytes, __u64 ns, __u64 caller) {
   struct sw_io_key key = {};
   key.tgid = tgid;
   key.tid = tid;
@@ -217,6 +259,7 @@ static __always_inline void add_call(void *ctx, void *counts, void *stacks, __u3
   key.user_stack_id = user_stack_id(ctx, stacks);
   key.op = call->op;
   key.fd_kind = call->fd_kind;
+  key.caller = caller;
   bpf_get_current_comm(&key.comm, sizeof(key.comm));
   add_to(counts, &key, bytes, ns, NULL);
 }
@@ -253,10 +296,11 @@ int BPF_PROG(io_sys_exit, struct pt_regs *regs, long ret) {
   __u64 bytes = ret > 0 && call.op != SW_IO_FSYNC && call.op != SW_IO_FDATASYNC ? (__u64)ret : 0;
   __u32 tgid = id >> 32;
   note_seen(&io_drops, tgid, tid);
+  __u64 caller = frameless_caller(regs->ip, regs->sp);
   if (active_buffer == 0)
-    add_call(ctx, &io_counts0, &io_stacks0, tgid, tid, &call, bytes, ns);
+    add_call(ctx, &io_counts0, &io_stacks0, tgid, tid, &call, bytes, ns, caller);
   else
-    add_call(ctx, &io_counts1, &io_stacks1, tgid, tid, &call, bytes, ns);
+    add_call(ctx, &io_counts1, &io_stacks1, tgid, tid, &call, bytes, ns, caller);
   return 0;
 }
 
@@ -278,6 +322,11 @@ static __always_inline void note_request(void *ctx, __u64 rq, __u64 issue_ns) {
   r.tid = (__u32)id;
   r.kernel_stack_id = classify_stackid(&io_drops, bpf_get_stackid(ctx, &block_stacks, 0), SW_DROP_KERNEL_STACK);
   r.user_stack_id = user_stack_id(ctx, &block_stacks);
+  if (r.user_stack_id >= 0) {
+    /* The submitter's user registers: those of the system call it is in. */
+    struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
+    r.caller = frameless_caller(BPF_CORE_READ(regs, ip), BPF_CORE_READ(regs, sp));
+  }
   bpf_get_current_comm(&r.comm, sizeof(r.comm));
   BPF_CORE_READ_STR_INTO(&r.process_comm, bpf_get_current_task_btf(), group_leader, comm);
   if (r.tid != 0) note_seen(&io_drops, tgid, r.tid);
@@ -339,6 +388,7 @@ int BPF_PROG(io_block_complete, struct request *rq, blk_status_t error, unsigned
     k.user_stack_id = r->user_stack_id;
     k.op = op;
     k.fd_kind = SW_FD_NONE;
+    k.caller = r->caller;
     __builtin_memcpy(k.comm, r->comm, sizeof(k.comm));
     __u64 ns = bpf_ktime_get_ns() - r->issue_ns;
     if (active_buffer == 0)

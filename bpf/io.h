@@ -57,6 +57,21 @@ struct sw_io_key {
   __u32 op;              /* enum sw_io_op */
   __u32 fd_kind;         /* enum sw_io_fd_kind */
   char comm[SW_COMM_LEN];
+  /* The return address of the function that issued the system call when it
+   * keeps no frame pointer there (a sw_io_site): the frame the user stack
+   * lacks, right above its innermost frame. 0: none needed or not found. */
+  __u64 caller;
+};
+
+/* A `syscall` instruction in code without a frame pointer (glibc's write()
+ * and the like), by file: user space finds them in each executable file
+ * from its CFI (unwinder/syscall_sites.h) and maps them to where the
+ * return address is (the value: its offset from the user rsp). */
+struct sw_io_site {
+  __u64 ino;
+  __u64 file_offset; /* of the instruction after `syscall`: the saved user ip */
+  __u32 dev;         /* the inode's superblock s_dev, kernel encoding (major << 20 | minor) */
+  __u32 pad;
 };
 
 struct sw_io_value {

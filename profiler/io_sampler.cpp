@@ -2,11 +2,16 @@
 #include "profiler/io_sampler.h"
 
 #include <bpf/bpf.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <cstring>
+#include <fstream>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <unordered_map>
@@ -14,10 +19,13 @@
 #include "bpf/io.h"
 #include "io.skel.h"
 #include "profiler/process_tracker.h"
+#include "symbolizer/symbolizer.h"
+#include "unwinder/syscall_sites.h"
 
 namespace stackwatch::profiler {
 
-static_assert(sizeof(sw_io_key) == 40, "sw_io_key must match bpf/io.h");
+static_assert(sizeof(sw_io_key) == 48, "sw_io_key must match bpf/io.h");
+static_assert(sizeof(sw_io_site) == 24, "sw_io_site must match bpf/io.h");
 static_assert(sizeof(sw_io_value) == 40, "sw_io_value must match bpf/io.h");
 
 // Distinct block-submitting stacks over the whole recording (the map is
@@ -27,6 +35,12 @@ static constexpr uint32_t kBlockStackEntries = 4096;
 // Entries per counts buffer at least (as off-CPU blocks): -F and -i size the
 // on-CPU maps, but I/O calls come at whatever rate the programs make them.
 static constexpr uint32_t kMinCountEntries = 16384;
+// Files scanned for frameless syscall sites at most: a machine's distinct
+// executables and libraries, with room for churn through many binaries.
+static constexpr size_t kMaxSiteFiles = 4096;
+// Processes remembered as looked at before the set starts over (a process
+// looked at again only costs reading its maps: its files are known).
+static constexpr size_t kMaxLookedAt = 65536;
 // As in map_drain.cpp: programs that read the old buffer index run for
 // microseconds; 2 ms is a wide margin.
 static constexpr auto kBufferFlipGrace = std::chrono::milliseconds(2);
@@ -104,6 +118,50 @@ IoSampler::IoSampler(const Options& options, const ProcessTracker& tracker) {
     if (!link) fail(std::string("cannot attach the I/O program ") + bpf_program__name(prog), errno);
     links_.emplace_back(link);
   }
+  add_process(static_cast<uint32_t>(getpid()));
+}
+
+bool IoSampler::add_process(uint32_t tgid) {
+  if (looked_at_.size() >= kMaxLookedAt) looked_at_.clear();
+  looked_at_.insert(tgid);
+  const std::string proc = "/proc/" + std::to_string(tgid);
+  std::ifstream in(proc + "/maps");
+  if (!in) return false;
+  std::stringstream text_stream;
+  text_stream << in.rdbuf();
+  const std::string text = text_stream.str();
+  int sites_fd = bpf_map__fd(skel_->maps.io_sites);
+  for (const symbolizer::Mapping& m : symbolizer::parse_proc_maps(text)) {
+    if (!m.executable() || m.inode == 0 || m.path.empty() || m.path[0] == '[') continue;
+    auto identity = std::make_tuple(m.dev_major, m.dev_minor, m.inode);
+    if (sites_full_ || scanned_files_.size() >= kMaxSiteFiles || scanned_files_.count(identity)) continue;
+    scanned_files_.insert(identity);
+    // Through map_files: the file the process maps, even if replaced or in
+    // another mount namespace; the path only as a fallback.
+    char range[64];
+    std::snprintf(range, sizeof range, "/map_files/%llx-%llx", static_cast<unsigned long long>(m.start),
+                  static_cast<unsigned long long>(m.end));
+    int fd = open((proc + range).c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) fd = open(m.path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) continue;
+    struct stat st {};
+    bool same = fstat(fd, &st) == 0 && st.st_ino == m.inode;
+    std::vector<unwinder::SyscallSite> found = same ? unwinder::frameless_syscall_sites(fd, "") : std::vector<unwinder::SyscallSite>{};
+    close(fd);
+    for (const unwinder::SyscallSite& site : found) {
+      sw_io_site key{};
+      key.ino = m.inode;
+      key.file_offset = site.file_offset;
+      key.dev = (m.dev_major << 20) | m.dev_minor;  // the kernel's dev_t (MKDEV)
+      uint32_t value = site.ra_sp_offset;
+      if (bpf_map_update_elem(sites_fd, &key, &value, BPF_ANY) != 0) {
+        sites_full_ = true;  // the callers of later sites stay missing, as before
+        break;
+      }
+      ++sites_;
+    }
+  }
+  return true;
 }
 
 IoSampler::~IoSampler() {
@@ -140,8 +198,12 @@ RawInterval IoSampler::drain() {
     StackMapReader& stacks = k.op >= SW_IO_BLOCK_READ ? block_stacks : call_stacks;
     raw.kernel_ips = stacks.ips(k.kernel_stack_id);
     raw.user_ips = stacks.ips(k.user_stack_id);
+    // The caller the frame-pointer walk skipped, right above the innermost frame.
+    if (k.caller != 0 && !raw.user_ips.empty()) raw.user_ips.insert(raw.user_ips.begin() + 1, k.caller);
     out.stacks.push_back(std::move(raw));
   }
+  for (const sw_io_key& k : keys)
+    if (!looked_at_.count(k.tgid)) add_process(k.tgid);
   for (const sw_io_key& k : keys) bpf_map_delete_elem(counts_fd, &k);
   // Every syscall stack of the old buffer, also ones whose count insert failed.
   for (uint32_t id : map_keys<uint32_t>(stacks_fd, bpf_map__max_entries(skel_->maps.io_stacks0))) bpf_map_delete_elem(stacks_fd, &id);

@@ -3,9 +3,20 @@
 // recvfrom/sendmsg/recvmsg/fsync/fdatasync (at syscall entry and exit, with
 // the file descriptor's kind: file, socket, pipe), and block I/O latency per
 // issuing stack (block_rq_issue to block_rq_complete).
+//
+// The stacks are walked with frame pointers from the system call's
+// registers, which skips the caller of a function that keeps no frame
+// (glibc's write(), read(), ... : `main -> write_data -> write` would read
+// `main -> write`). The sampler lists the `syscall` sites of such code in
+// every executable file of the recorded processes (unwinder/syscall_sites.h)
+// for the BPF program, which then reads the missing return address where
+// the CFI says it is; drain() puts it back into the stack.
 #pragma once
 
 #include <cstdint>
+#include <set>
+#include <tuple>
+#include <unordered_set>
 #include <vector>
 
 #include "profiler/bpf_handles.h"
@@ -34,10 +45,24 @@ class IoSampler {
   // "write file") or "block read"/"block write"; count, bytes, latency_ns.
   RawInterval drain();
 
+  // Lists the frameless system call sites of the executable files that
+  // process tgid maps now (each file once). Our own process's files (its
+  // libc is what a COMMAND will map) are listed by the constructor; drain()
+  // adds the processes it sees. False if the process is gone.
+  bool add_process(uint32_t tgid);
+  // Files scanned and sites listed so far.
+  size_t site_files() const { return scanned_files_.size(); }
+  size_t sites() const { return sites_; }
+
  private:
   io_bpf* skel_ = nullptr;
   std::vector<LinkPtr> links_;
   DropCounters drop_totals_;
+  // (dev, inode) of the files scanned for sites; the processes looked at.
+  std::set<std::tuple<uint32_t, uint32_t, uint64_t>> scanned_files_;
+  std::unordered_set<uint32_t> looked_at_;
+  size_t sites_ = 0;
+  bool sites_full_ = false;
 };
 
 }  // namespace stackwatch::profiler

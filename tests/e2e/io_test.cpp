@@ -122,6 +122,44 @@ TEST(Io, BytesGoToTheWritingAndTheReadingFunction) {
   }
 }
 
+// Through libc's write()/read()/fdatasync(), which keep no frame: the
+// frame-pointer walk alone reads main -> write (the wrapper's caller is
+// skipped); the recorder puts the caller back from the wrapper's CFI.
+TEST(Io, CallersOfLibcWrappersAreOnTheStack) {
+  REQUIRE_ROOT();
+  DiskDir dir("io_libc");
+  std::string out = fresh_dir("io_libc");
+  auto r = record_io(out, {"libc", dir.path()});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+
+  auto folded = read_folded(out + "/io.folded");
+  EXPECT_NEAR(double(folded_bytes(folded, "libc_write_data", "write file")), 16.0 * kMiB, 0.8 * kMiB);
+  EXPECT_NEAR(double(folded_bytes(folded, "libc_read_data", "read file")), 4.0 * kMiB, 0.2 * kMiB);
+  for (const auto& s : folded) {
+    int caller = frame_index(s, "libc_write_data");
+    if (caller < 0) continue;
+    // Outermost first: main, the caller, then the wrapper in libc.
+    int main_at = frame_index(s, "main");
+    EXPECT_GE(main_at, 0) << "main above libc_write_data";
+    EXPECT_LT(main_at, caller);
+    ASSERT_LT(static_cast<size_t>(caller) + 2, s.frames.size()) << "the libc wrapper below its caller";
+    EXPECT_NE(s.frames[caller + 1].find("write"), std::string::npos) << s.frames[caller + 1];
+  }
+
+  auto entries = read_io_entries(read_json(out + "/stacks.json"));
+  IoTotals w = totals(entries, "libc_write_data", "write file");
+  EXPECT_EQ(w.count, 16u);
+  EXPECT_EQ(w.bytes, 16 * kMiB);
+  EXPECT_EQ(totals(entries, "libc_read_data", "read file").count, 4u);
+  EXPECT_EQ(totals(entries, "libc_sync", "fdatasync file").count, 8u);
+  // No write of the process is left without its caller: the only writes it
+  // makes are libc_write_data's.
+  uint64_t all_writes = 0;
+  for (const auto& e : entries)
+    if (e.detail == "write file" && e.process == "e2e_io") all_writes += e.bytes;
+  EXPECT_EQ(all_writes, 16 * kMiB);
+}
+
 TEST(Io, NoCallIsLostOrCountedTwiceAcrossManyIntervals) {
   REQUIRE_ROOT();
   DiskDir dir("io_paced");
