@@ -1,6 +1,7 @@
 // intervals.jsonl: summarizing an Interval and its JSON form (see interval_log.h).
 #include "localize/interval_log.h"
 
+#include <iterator>
 #include <unordered_map>
 
 #include "localize/json_lines.h"
@@ -104,18 +105,35 @@ json interval_to_json(const IntervalRecord& r) {
 }
 
 void IntervalLogWriter::append(const IntervalRecord& r) {
+  const uint64_t now = appended_ + 1;
+  const uint64_t first_key = next_key_;
   json stacks = json::array();
+  std::vector<uint64_t> added;  // hashes new in this record: undone if the line is not written
   for (const StackTotal& t : r.stacks) {
-    auto [it, inserted] = keys_.try_emplace(t.id, keys_.size());
+    auto [it, inserted] = keys_.try_emplace(std::hash<std::string>{}(t.id), Key{next_key_, now});
     if (inserted) {
+      added.push_back(it->first);
+      ++next_key_;
       json entry = full_stack(t);
-      entry["key"] = it->second;
+      entry["key"] = it->second.key;
       stacks.push_back(std::move(entry));
     } else {
-      stacks.push_back({{"key", it->second}, {"weight", t.weight}, {"samples", t.samples}});
+      it->second.last_seen = now;
+      stacks.push_back({{"key", it->second.key}, {"weight", t.weight}, {"samples", t.samples}});
     }
   }
-  out_.append(interval_json(r, std::move(stacks)));
+  try {
+    out_.append(interval_json(r, std::move(stacks)));
+  } catch (...) {
+    for (uint64_t hash : added) keys_.erase(hash);
+    next_key_ = first_key;
+    throw;
+  }
+  appended_ = now;
+  if (appended_ % kForgetEvery == 0) {
+    for (auto it = keys_.begin(); it != keys_.end();)
+      it = appended_ - it->second.last_seen >= kForgetAfter ? keys_.erase(it) : std::next(it);
+  }
 }
 
 namespace {

@@ -15,7 +15,8 @@
 // A stack is written in full (id, process, kind, frames, modules) the first
 // time it appears in the log, with a small integer "key"; later lines give
 // only the key, so the log stays small with thousands of stacks (an entry
-// without "key" must be in full). One entry per stack identity (process
+// without "key" must be in full). A stack absent from the log for long is
+// written in full again, under a new key, when it comes back. One entry per stack identity (process
 // name + kind + frame display names, DESIGN.md), in order of first
 // appearance in the Interval; threads are merged. weight is what the
 // detector measures: samples for on-CPU stacks, blocked microseconds for
@@ -75,15 +76,38 @@ nlohmann::json interval_to_json(const IntervalRecord& record);
 // first appearance. Give it every record from the first interval on (the
 // records IntervalMonitor::observe hands out carry frames exactly for the
 // stacks it had not seen, which are the ones this writer has not written).
+//
+// Memory stays flat on a churning machine: the writer keeps, per stack it
+// has written, a 64-bit hash of the identity (not its text) and forgets
+// stacks absent from kForgetAfter records in a row. That is longer than
+// IntervalMonitor keeps an absent stack (kStaleIntervals + kForgetEvery,
+// static_assert in interval_monitor.cpp), so every stack this writer has
+// forgotten, the monitor has too, and its next record carries its frames.
+// (Two identities with the same hash among the stacks of the last few
+// minutes: about 1 in 10^10 with 100,000 of them; the second would be
+// logged under the first one's key.)
 class IntervalLogWriter {
  public:
+  static constexpr uint64_t kForgetAfter = 40;
+  static constexpr uint64_t kForgetEvery = 8;  // records between forgetting passes
+
   explicit IntervalLogWriter(const std::string& path) : out_(path) {}
-  // Throws stackwatch::Error if the line cannot be written.
+  // Throws stackwatch::Error if the line cannot be written (its new stacks
+  // are then not taken as written).
   void append(const IntervalRecord& record);
 
+  // Stacks whose key later lines may use.
+  size_t key_count() const { return keys_.size(); }
+
  private:
+  struct Key {
+    uint64_t key = 0;
+    uint64_t last_seen = 0;  // records appended when it was last in one
+  };
   JsonLinesWriter out_;
-  std::unordered_map<std::string, uint64_t> keys_;
+  std::unordered_map<uint64_t, Key> keys_;  // by std::hash of the identity
+  uint64_t next_key_ = 0;
+  uint64_t appended_ = 0;
 };
 
 // Reads an intervals.jsonl, filling in keyed stacks from their first

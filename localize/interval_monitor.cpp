@@ -15,6 +15,9 @@ namespace {
 constexpr double kMinShareOfSamples = 0.01;
 constexpr double kMinSamples = 3.0;
 constexpr double kMinBlockedShareOfInterval = 0.01;
+// The interval log must not forget a stack before this monitor does: this
+// monitor's records carry frames only for the stacks it does not know.
+static_assert(IntervalLogWriter::kForgetAfter > IntervalMonitor::kStaleIntervals + IntervalMonitor::kForgetEvery);
 // Mix contributors below this share of the divergence are not labelled:
 // the other stacks' shares shrink when one grows, which is not their doing.
 constexpr double kMinLabelShare = 0.1;
@@ -169,7 +172,10 @@ std::vector<Anomaly> IntervalMonitor::observe(const IntervalRecord& record, std:
     uint32_t id = stack_for(t);
     record_stack[i] = id;
     StackEntry& e = stacks_[id];
-    if (t.weight > 0) e.last_seen = intervals_;
+    if (t.weight > 0) {
+      e.last_seen = intervals_;
+      e.last_weight = t.weight;
+    }
     double w = static_cast<double>(t.weight);
     values_[e.series] += w;
     values_[e.process] += w;
@@ -288,22 +294,68 @@ std::vector<Anomaly> IntervalMonitor::observe(const IntervalRecord& record, std:
     out.push_back(std::move(a));
   }
   if (stack_labels) *stack_labels = std::move(labels);
-  if (intervals_ % kForgetEvery == 0) forget_stale_stacks();
+  if (intervals_ % kForgetEvery == 0 || over_cap()) forget_stacks();
   return out;
 }
 
-void IntervalMonitor::forget_stale_stacks() {
+bool IntervalMonitor::over_cap() const {
+  return stacks_.size() > kMaxStacks || function_index_.size() > kMaxFunctions ||
+         process_index_.size() > kMaxProcesses;
+}
+
+void IntervalMonitor::forget_stacks() {
   const uint64_t cutoff = intervals_ > kStaleIntervals ? intervals_ - kStaleIntervals : 0;
-  bool any = false;
-  for (const StackEntry& e : stacks_) any = any || e.last_seen < cutoff;
-  if (!any) return;
+  std::vector<uint8_t> keep_stack(stacks_.size(), 0);
+  size_t kept = 0;
+  for (size_t i = 0; i < stacks_.size(); ++i) {
+    keep_stack[i] = stacks_[i].last_seen >= cutoff;
+    kept += keep_stack[i];
+  }
+  if (over_cap()) {
+    // Most recently seen first, then heaviest, then oldest (deterministic,
+    // so a replay forgets the same stacks); kept while every count fits
+    // under 7/8 of its cap, the rest forgotten.
+    std::vector<uint32_t> order;
+    order.reserve(kept);
+    for (size_t i = 0; i < stacks_.size(); ++i)
+      if (keep_stack[i]) order.push_back(static_cast<uint32_t>(i));
+    std::sort(order.begin(), order.end(), [this](uint32_t a, uint32_t b) {
+      const StackEntry& x = stacks_[a];
+      const StackEntry& y = stacks_[b];
+      if (x.last_seen != y.last_seen) return x.last_seen > y.last_seen;
+      if (x.last_weight != y.last_weight) return x.last_weight > y.last_weight;
+      return a < b;
+    });
+    std::vector<uint8_t> used(series_.size(), 0);
+    size_t stacks = 0, functions = 0, processes = 0;
+    std::fill(keep_stack.begin(), keep_stack.end(), 0);
+    for (uint32_t i : order) {
+      const StackEntry& e = stacks_[i];
+      size_t new_functions = 0;
+      for (uint32_t f : e.functions) new_functions += !used[f];
+      size_t new_process = !used[e.process];
+      if (8 * (stacks + 1) > 7 * kMaxStacks || 8 * (functions + new_functions) > 7 * kMaxFunctions ||
+          8 * (processes + new_process) > 7 * kMaxProcesses)
+        break;
+      keep_stack[i] = 1;
+      ++stacks;
+      functions += new_functions;
+      processes += new_process;
+      used[e.process] = 1;
+      for (uint32_t f : e.functions) used[f] = 1;
+    }
+  } else if (kept == stacks_.size()) {
+    return;
+  }
+  drop_stacks(keep_stack);
+}
+
+void IntervalMonitor::drop_stacks(const std::vector<uint8_t>& keep_stack) {
   // Series still used by a kept stack (and every load series) stay.
   std::vector<uint8_t> keep_series(series_.size(), 0);
-  std::vector<uint8_t> keep_stack(stacks_.size(), 0);
   for (size_t i = 0; i < stacks_.size(); ++i) {
     const StackEntry& e = stacks_[i];
-    if (e.last_seen < cutoff) continue;
-    keep_stack[i] = 1;
+    if (!keep_stack[i]) continue;
     keep_series[e.series] = keep_series[e.process] = 1;
     for (uint32_t f : e.functions) keep_series[f] = 1;
   }
@@ -313,6 +365,7 @@ void IntervalMonitor::forget_stale_stacks() {
   // Renumber series and stacks in their old order (replay stays identical).
   std::vector<int64_t> series_map(series_.size(), -1);
   std::vector<Series> series;
+  series.reserve(series_.size());
   for (size_t s = 0; s < series_.size(); ++s) {
     if (!keep_series[s]) continue;
     series_map[s] = static_cast<int64_t>(series.size());
@@ -332,6 +385,7 @@ void IntervalMonitor::forget_stale_stacks() {
   }
   std::vector<int64_t> stack_map(stacks_.size(), -1);
   std::vector<StackEntry> stacks;
+  stacks.reserve(stacks_.size());
   std::vector<int64_t> slot_map[2];
   std::vector<uint32_t> slot_stack[2];
   for (int k = 0; k < 2; ++k) slot_map[k].assign(slot_stack_[k].size(), -1);

@@ -18,10 +18,13 @@
 // 1% of the interval's length in blocked time (off-CPU), so that a rare
 // stack going from 0 to 4 samples among thousands is not an event.
 //
-// Memory: a few hundred bytes per series. Stacks absent for kStaleIntervals
+// Memory: about a kilobyte per series, and the series are bounded, so a long
+// recording of a churning machine (thousands of short-lived processes, each
+// with its own stacks) stays flat. Stacks absent for kStaleIntervals
 // intervals are forgotten (with the functions and processes only they had),
-// so a long recording of a changing machine keeps only what is current; one
-// that comes back is new again.
+// and the numbers of stack, function and process series are capped
+// (kMaxStacks, kMaxFunctions, kMaxProcesses): past a cap the least recently
+// seen stacks go first. A forgotten stack that comes back is new again.
 //
 // Not here: ranking suspects on the call graph, probes, hints (localizer).
 #pragma once
@@ -72,10 +75,29 @@ struct MonitorConfig {
 
 class IntervalMonitor {
  public:
-  // A stack absent this many intervals in a row is forgotten (checked every
-  // kForgetEvery intervals, so the cost is spread out).
-  static constexpr uint64_t kStaleIntervals = 512;
-  static constexpr uint64_t kForgetEvery = 64;
+  // A stack absent this many intervals in a row is forgotten: 2 minutes at
+  // the default 5 s. By then the detector has little left to lose: the mix
+  // baseline (an EWMA of gain 0.1) holds 0.9^24 = 8% of the stack's old
+  // share, and a returning stack is compared with a history of zeros as
+  // long as the warm-up (16 intervals), which is what 24 absent intervals
+  // were. Longer only keeps the stacks of processes that are gone (a churn
+  // of short-lived processes leaves thousands of them a minute).
+  static constexpr uint64_t kStaleIntervals = 24;
+  // Stale stacks are looked for every kForgetEvery intervals: one pass over
+  // the series, as much as one interval's detection, every 8 intervals.
+  static constexpr uint64_t kForgetEvery = 8;
+  // Caps on the series, checked after each interval. Past a cap the least
+  // recently seen stacks (then the lightest in their last interval) are
+  // forgotten until every count is at most 7/8 of its cap, so the pass that
+  // renumbers the series runs at most once per kMax/8 new stacks. A few
+  // thousand stacks is more than the busiest machines show in 2 minutes
+  // beside rare ones that weigh well under the 1% effect gate (and when one
+  // interval alone has more, the heaviest are the ones kept). At about 1 KB
+  // per series (detector, name, index entry) the caps bound the detector
+  // to about 11 MB.
+  static constexpr size_t kMaxStacks = 4096;
+  static constexpr size_t kMaxFunctions = 6144;
+  static constexpr size_t kMaxProcesses = 1024;
 
   explicit IntervalMonitor(const MonitorConfig& config = {});
   ~IntervalMonitor();
@@ -91,6 +113,9 @@ class IntervalMonitor {
   std::vector<Anomaly> observe(const IntervalRecord& record, std::vector<std::string>* stack_labels = nullptr);
 
   size_t series_count() const { return series_.size(); }
+  size_t stack_count() const { return stacks_.size(); }
+  size_t function_count() const { return function_index_.size(); }
+  size_t process_count() const { return process_index_.size(); }
 
  private:
   enum class Category : uint8_t { kStack, kFunction, kProcess, kLoad };
@@ -107,6 +132,7 @@ class IntervalMonitor {
     StackKind kind;
     std::vector<uint32_t> functions;  // distinct function series of the stack
     uint64_t last_seen = 0;           // interval count when it last had weight
+    uint64_t last_weight = 0;         // its weight then (the cap keeps heavy stacks)
   };
   struct Flag {
     uint32_t series;
@@ -118,7 +144,11 @@ class IntervalMonitor {
   uint32_t series_for(std::unordered_map<std::string, uint32_t>& index, const std::string& name,
                       Category category, StackKind kind);
   uint32_t stack_for(const StackTotal& stack);
-  void forget_stale_stacks();
+  bool over_cap() const;
+  // Forgets stale stacks and, past a cap, the least recently seen ones.
+  void forget_stacks();
+  // Drops the stacks with keep_stack[i] == 0, and the series only they used.
+  void drop_stacks(const std::vector<uint8_t>& keep_stack);
 
   MonitorConfig config_;
   uint64_t intervals_ = 0;

@@ -33,6 +33,7 @@ static constexpr uint64_t kMinProbeIntervals = 3;
 
 LiveLocalizer::LiveLocalizer(Options options)
     : options_(std::move(options)),
+      history_(kBaselineIntervals + 1),
       baseline_(LatencyBaseline::Options{.sample_hz = options_.sample_hz,
                                          .functions = kBaselineFunctions,
                                          .first_after = kBaselineFirstAfter,
@@ -77,25 +78,13 @@ void LiveLocalizer::on_interval(const Interval& interval, double seconds,
     localize(interval, seconds);
   }
 
-  Past past{interval.index, seconds, !anomalies.empty(), {}};
-  for (const StackSample& s : interval.stacks)
-    if (s.kind == StackKind::kOnCpu || s.kind == StackKind::kOffCpu) past.stacks.push_back(s);
-  history_.push_back(std::move(past));
-  while (history_.size() > kBaselineIntervals + 1) history_.pop_front();
+  history_.add(interval.index, seconds, !anomalies.empty(), interval.stacks);
 
   // A baseline round for the next interval, while nothing is going on.
   if (options_.probes && options_.baseline_probes && sessions_.empty() && anomalies.empty()) {
-    size_t normal = 0;
-    for (const Past& p : history_) normal += !p.anomalous;
-    if (baseline_.due(interval.index, normal)) {
-      std::vector<StackSample> stacks;
-      double normal_seconds = 0;
-      for (const Past& p : history_) {
-        if (p.anomalous) continue;
-        stacks.insert(stacks.end(), p.stacks.begin(), p.stacks.end());
-        normal_seconds += p.seconds;
-      }
-      baseline_.start(interval.index, stacks, normal_seconds);
+    if (baseline_.due(interval.index, history_.normal_intervals())) {
+      Baseline normal = history_.baseline();
+      baseline_.start(interval.index, normal.stacks, normal.seconds);
     }
   }
 }
@@ -116,21 +105,17 @@ std::vector<LiveLocalizer::Changed> LiveLocalizer::changed_processes(const Inter
   return out;
 }
 
-LiveLocalizer::Baseline LiveLocalizer::baseline_stacks(uint64_t until) const {
-  Baseline b;
-  for (const Past& p : history_) {
-    if (p.anomalous || p.index >= until) continue;
-    b.stacks.insert(b.stacks.end(), p.stacks.begin(), p.stacks.end());
-    b.seconds += p.seconds;
-    b.intervals.push_back(p.index);
-  }
-  return b;
+LiveLocalizer::Baseline LiveLocalizer::baseline_stacks(uint32_t tgid, uint64_t until) const {
+  // Only the process's stacks: the readers (ProcessFilter{tgid}) use no
+  // others, and rebuilding every process's would cost what the compact
+  // history saves.
+  return history_.baseline(until, tgid);
 }
 
 std::optional<uint32_t> LiveLocalizer::anomaly_moved(const Interval& interval, double seconds) const {
   std::vector<Changed> changed = changed_processes(interval);
   if (changed.empty()) return std::nullopt;
-  Baseline base = baseline_stacks();
+  Baseline base = baseline_stacks(changed.front().tgid);
   if (base.intervals.empty()) return std::nullopt;
   localize::RankOptions ro;
   ro.sample_hz = options_.sample_hz;
@@ -160,26 +145,24 @@ void LiveLocalizer::localize(const Interval& interval, double seconds, std::opti
     if (!probed) ranked.push_back(c);
   }
   if (ranked.empty()) return;  // a change no stack carries (a load-only flag)
-  Baseline base = baseline_stacks();
-  const std::vector<StackSample>& baseline = base.stacks;
-  double baseline_seconds = base.seconds;
-  const std::vector<uint64_t>& baseline_intervals = base.intervals;
-  if (baseline_intervals.empty()) {
+  if (history_.normal_intervals() == 0) {
     say("localize: no normal interval yet to compare interval " + std::to_string(interval.index) + " with");
     return;
   }
   baseline_.stop();  // the anomaly's probes take over
   for (size_t i = 0; i < ranked.size() && i < kMaxProcesses; ++i) {
     if (i > 0 && ranked[i].weight < kOtherProcessShare * ranked.front().weight) break;
-    localize_process(ranked[i].tgid, ranked[i].name, interval, seconds, baseline, baseline_seconds,
-                     baseline_intervals);
+    localize_process(ranked[i].tgid, ranked[i].name, interval, seconds);
   }
   write_files();
 }
 
-void LiveLocalizer::localize_process(uint32_t tgid, const std::string& name, const Interval& interval, double seconds,
-                                     const std::vector<StackSample>& baseline, double baseline_seconds,
-                                     const std::vector<uint64_t>& baseline_intervals) {
+void LiveLocalizer::localize_process(uint32_t tgid, const std::string& name, const Interval& interval,
+                                     double seconds) {
+  Baseline base = baseline_stacks(tgid);
+  const std::vector<StackSample>& baseline = base.stacks;
+  const double baseline_seconds = base.seconds;
+  const std::vector<uint64_t>& baseline_intervals = base.intervals;
   localize::ProcessLocalization loc;
   loc.process = name;
   loc.baseline_seconds = baseline_seconds;
@@ -232,7 +215,7 @@ void LiveLocalizer::localize_process(uint32_t tgid, const std::string& name, con
   // measurement, else whether the normal stacks before the lead-up show it
   // at all (the lead-up may hold the unflagged start of the anomaly).
   uint64_t lead_up = interval.index >= LatencyBaseline::kLeadUp ? interval.index - LatencyBaseline::kLeadUp + 1 : 0;
-  Baseline before_lead_up = baseline_stacks(lead_up);
+  Baseline before_lead_up = baseline_stacks(tgid, lead_up);
   for (size_t i = 0; i < session.plan.targets.size(); ++i) {
     const ProbeTarget& t = session.plan.targets[i];
     if (auto b = baseline_.find(tgid, t.binary_path, t.file_offset, interval.index)) {

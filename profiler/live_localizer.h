@@ -8,6 +8,10 @@
 // before the anomaly, measured by the baseline rounds of LatencyBaseline
 // during the normal intervals.
 //
+// The baseline is the normal intervals among the last 21, kept compact
+// (baseline_history.h): a few MB on a churning machine, rebuilt as
+// StackSamples of one process when an anomaly needs them.
+//
 // Never leaves a probe attached: probes are detached when their time is
 // up, when the anomaly has been over for two intervals, and by finish() and
 // the destructor on every way out.
@@ -15,7 +19,6 @@
 
 #include <cstdint>
 #include <cstdio>
-#include <deque>
 #include <memory>
 #include <optional>
 #include <string>
@@ -23,6 +26,7 @@
 
 #include "localize/interval_monitor.h"
 #include "localize/localize_pipeline.h"
+#include "profiler/baseline_history.h"
 #include "profiler/latency_baseline.h"
 #include "profiler/latency_probes.h"
 #include "recording/recording.h"
@@ -54,13 +58,10 @@ class LiveLocalizer {
   // Reports and detaches probes still attached, and writes the files.
   void finish();
 
+  // The intervals kept for the baseline (memory stays flat: see baseline_history.h).
+  const BaselineHistory& history() const { return history_; }
+
  private:
-  struct Past {
-    uint64_t index;
-    double seconds;
-    bool anomalous;
-    std::vector<StackSample> stacks;  // on- and off-CPU only
-  };
   // The probes of one anomalous process.
   struct ProbeSession {
     uint32_t tgid = 0;
@@ -75,23 +76,18 @@ class LiveLocalizer {
     std::string name;
     double weight = 0;  // anomalous (labelled) thread-seconds
   };
-  struct Baseline {
-    std::vector<StackSample> stacks;
-    double seconds = 0;
-    std::vector<uint64_t> intervals;
-  };
+  using Baseline = BaselineHistory::Baseline;
   // The processes with labelled stacks, most anomalous weight first.
   std::vector<Changed> changed_processes(const Interval& interval) const;
-  // The normal intervals kept, those before interval `until` only.
-  Baseline baseline_stacks(uint64_t until = UINT64_MAX) const;
+  // The normal intervals kept, those before interval `until` only, with
+  // the stacks of process tgid (0: all).
+  Baseline baseline_stacks(uint32_t tgid, uint64_t until = UINT64_MAX) const;
   // The most anomalous process, when its top suspect is outside what is
   // being probed.
   std::optional<uint32_t> anomaly_moved(const Interval& interval, double seconds) const;
   // The changed processes of the interval (or only `only`), but those being probed.
   void localize(const Interval& interval, double seconds, std::optional<uint32_t> only = std::nullopt);
-  void localize_process(uint32_t tgid, const std::string& name, const Interval& interval, double seconds,
-                        const std::vector<StackSample>& baseline, double baseline_seconds,
-                        const std::vector<uint64_t>& baseline_intervals);
+  void localize_process(uint32_t tgid, const std::string& name, const Interval& interval, double seconds);
   // Reports and detaches the probes (of process `only`, or all).
   void finish_probes(std::optional<uint32_t> only = std::nullopt);
   void write_files();
@@ -99,7 +95,7 @@ class LiveLocalizer {
 
   Options options_;
   BackgroundDetacher detacher_;  // before the probes: destroyed after them
-  std::deque<Past> history_;
+  BaselineHistory history_;
   LatencyBaseline baseline_;
   std::vector<ProbeSession> sessions_;
   size_t normal_since_probe_ = 0;

@@ -3,6 +3,7 @@ add_library(stackwatch_profiler STATIC
   command_launcher.cpp
   libbpf_logger.cpp
   live_localizer.cpp
+  baseline_history.cpp
   map_drain.cpp
   memory_sampler.cpp
   io_sampler.cpp
@@ -18,6 +19,7 @@ add_library(stackwatch_profiler STATIC
   stack_copies.cpp
   stack_resolver.cpp
   stack_totals.cpp
+  frame_table.cpp
   uprobe_target.cpp
   latency_probes.cpp
   latency_baseline.cpp

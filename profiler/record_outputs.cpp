@@ -1,6 +1,8 @@
 // The interval report and the output files (see record_outputs.h).
 #include "profiler/record_outputs.h"
 
+#include <malloc.h>
+
 #include <algorithm>
 #include <chrono>
 #include <ctime>
@@ -23,6 +25,11 @@ std::string iso8601_now() {
   std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
   return buf;
 }
+
+// malloc_trim(0) also releases the whole free pages inside the heap
+// (madvise), not only its top: that is what keeps a fragmented heap's RSS
+// down to what is in use.
+void release_free_heap() { malloc_trim(0); }
 
 // A stack's frames, innermost first, at most kMaxPrintedFrames of them.
 static void print_frames(std::FILE* out, const StackSample& s) {
@@ -156,11 +163,35 @@ void print_resources(std::FILE* out, const std::vector<StackSample>& stacks, uns
   std::fflush(out);
 }
 
+namespace {
+
+// The totals, then the outstanding memory (a level, kept apart from them).
+class TotalsAndLevels : public StackSource {
+ public:
+  TotalsAndLevels(const StackSource& totals, const std::vector<StackSample>& levels)
+      : totals_(totals), levels_(levels) {}
+  size_t size() const override { return totals_.size() + levels_.size(); }
+  const StackSample& header(size_t i) const override {
+    return i < totals_.size() ? totals_.header(i) : levels_[i - totals_.size()];
+  }
+  const StackSample& get(size_t i, StackSample& scratch) const override {
+    return i < totals_.size() ? totals_.get(i, scratch) : levels_[i - totals_.size()];
+  }
+
+ private:
+  const StackSource& totals_;
+  const std::vector<StackSample>& levels_;
+};
+
+}  // namespace
+
 std::vector<std::string> write_outputs(const std::string& dir, const StackTotals& totals, const RecordInfo& info,
                                        bool final, const std::vector<StackSample>& memory_levels) {
   std::vector<std::string> written;
-  std::vector<StackSample> stacks = totals.stacks();
-  stacks.insert(stacks.end(), memory_levels.begin(), memory_levels.end());
+  // The totals' own stacks, each built when written: a churning machine's
+  // are tens of megabytes, not to be copied every interval.
+  StackTotals::Ordered ordered = totals.ordered();
+  TotalsAndLevels stacks(ordered, memory_levels);
   StacksFileMeta meta;
   meta.started_at = info.started_at;
   meta.duration_s = info.elapsed_s;
@@ -174,7 +205,8 @@ std::vector<std::string> write_outputs(const std::string& dir, const StackTotals
     write_file_atomically(dir + "/" + name, text);
     written.push_back(dir + "/" + name);
   };
-  put("stacks.json", stacks_to_json(stacks, meta).dump(1) + "\n");
+  write_stacks_json(dir + "/stacks.json", stacks, meta);
+  written.push_back(dir + "/stacks.json");
   char when[96];
   std::snprintf(when, sizeof when, "%s, %.1f s", info.started_at.c_str(), info.elapsed_s);
   auto graph = [&](const std::string& name, const std::vector<flamegraph::FoldedStack>& folded, const char* title,
@@ -222,13 +254,22 @@ std::vector<std::string> write_outputs(const std::string& dir, const StackTotals
     graph("blockio.svg", block, "Block I/O", "request latency per issuing stack", "us", flamegraph::Palette::kIo);
   }
   // pprof holds the CPU views (samples and blocked time) only.
-  std::erase_if(stacks, [](const StackSample& s) { return s.kind != StackKind::kOnCpu && s.kind != StackKind::kOffCpu; });
-  if (final && !stacks.empty()) {
-    flamegraph::PprofOptions p;
-    if (info.hz) p.period = 1'000'000'000 / info.hz;
-    p.duration_nanos = static_cast<int64_t>(info.elapsed_s * 1e9);
-    flamegraph::write_pprof(dir + "/profile.pb.gz", stacks, p);
-    written.push_back(dir + "/profile.pb.gz");
+  if (final) {
+    std::vector<StackSample> cpu;
+    for (size_t i = 0; i < stacks.size(); ++i) {
+      StackKind kind = stacks.header(i).kind;
+      if (kind != StackKind::kOnCpu && kind != StackKind::kOffCpu) continue;
+      StackSample& slot = cpu.emplace_back();
+      const StackSample& s = stacks.get(i, slot);  // built in slot, or held elsewhere
+      if (&s != &slot) slot = s;
+    }
+    if (!cpu.empty()) {
+      flamegraph::PprofOptions p;
+      if (info.hz) p.period = 1'000'000'000 / info.hz;
+      p.duration_nanos = static_cast<int64_t>(info.elapsed_s * 1e9);
+      flamegraph::write_pprof(dir + "/profile.pb.gz", cpu, p);
+      written.push_back(dir + "/profile.pb.gz");
+    }
   }
   return written;
 }

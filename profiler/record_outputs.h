@@ -52,4 +52,12 @@ std::vector<std::string> write_outputs(const std::string& dir, const StackTotals
 
 std::string iso8601_now();
 
+// Gives the free pages of the heap back to the kernel (malloc_trim). Each
+// interval allocates and frees megabytes (raw stacks, resolved frames, the
+// folded views); glibc keeps what was freed below the top of the heap, so
+// without this the RSS climbs to the largest interval seen and, with the
+// holes that long-lived allocations leave, beyond it. Call once an
+// interval, after the outputs are written.
+void release_free_heap();
+
 }  // namespace stackwatch::profiler

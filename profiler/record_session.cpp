@@ -460,6 +460,7 @@ int run_record(RecordOptions options) {
       // next interval, so nothing is lost once there is room again.
       try {
         drain(false);
+        release_free_heap();  // the interval's temporaries are freed now: keep RSS at what is in use
         if (write_failures > 0)
           std::fprintf(stderr, "stackwatch: the outputs in %s/ are written again\n", options.output_dir.c_str());
         write_failures = 0;

@@ -9,8 +9,11 @@ namespace stackwatch::profiler {
 
 // Kernel symbols do not change during a recording, but user addresses of
 // different processes may be reused after exec; both caches are cleared at
-// this size so a long recording of many processes stays bounded.
-static constexpr size_t kMaxCachedAddresses = 200000;
+// this size so a long recording of many processes stays bounded. An entry
+// is ~250 bytes (a Frame and its strings): 50,000 is ~12 MB at most, and
+// far more return addresses than a whole machine's kernel stacks touch in
+// practice (a few thousand); a lookup after a clear is a binary search.
+static constexpr size_t kMaxCachedAddresses = 50000;
 
 const std::vector<Frame>& StackResolver::kernel_frames(uint64_t address) {
   auto it = kernel_cache_.find(address);

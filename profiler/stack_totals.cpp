@@ -26,25 +26,52 @@ std::string stack_identity(const StackSample& s) {
   return id;
 }
 
-std::string aged_identity(const StackSample& s, bool exited) {
+static std::string aged_header(const StackSample& s, bool exited) {
   std::string id;
-  id.reserve(64 + s.frames.size() * 32);
   id += exited ? std::string("x") : std::to_string(s.tgid);
   id += '/';
   id += to_string(s.kind);
   id += '/';
   id += to_string(s.off_state);
   id += '/' + s.detail + '/' + s.process_name + '/' + s.thread_name;
-  for (const Frame& f : s.frames) {
-    id += f.kernel ? "|k" : (f.inlined ? "|i" : "|u");
-    id += f.module;
-    id += '!';
-    if (f.function.empty())
-      id += std::to_string(f.module_offset);  // same code in every process, unlike the address
-    else
-      id += f.function;
-  }
   return id;
+}
+
+static void append_aged_frame(std::string& id, const Frame& f) {
+  id += f.kernel ? "|k" : (f.inlined ? "|i" : "|u");
+  id += f.module;
+  id += '!';
+  if (f.function.empty())
+    id += std::to_string(f.module_offset);  // same code in every process, unlike the address
+  else
+    id += f.function;
+}
+
+std::string aged_identity(const StackSample& s, bool exited) {
+  std::string id = aged_header(s, exited);
+  for (const Frame& f : s.frames) append_aged_frame(id, f);
+  return id;
+}
+
+std::string StackTotals::aged_key(const Entry& e, bool exited) const {
+  std::string id = aged_header(e.sample, exited);
+  id.reserve(id.size() + e.frame_ids.size() * 48);
+  for (FrameTable::Id f : e.frame_ids) append_aged_frame(id, frames_[f]);
+  return id;
+}
+
+// The live identity: as stack_identity(), with the interned frames' ids (an
+// id names one exact frame while any stack holds it) in place of their text.
+static std::string live_key(const StackSample& s, const std::vector<FrameTable::Id>& frame_ids) {
+  std::string id = std::to_string(s.tgid) + '/' + std::to_string(s.tid) + '/' + to_string(s.kind) + '/' +
+                   to_string(s.off_state) + '/' + s.detail + '/' + s.process_name + '/' + s.thread_name + '|';
+  id.append(reinterpret_cast<const char*>(frame_ids.data()), frame_ids.size() * sizeof(FrameTable::Id));
+  return id;
+}
+
+void StackTotals::release_frames(Entry& e) {
+  for (FrameTable::Id f : e.frame_ids) frames_.release(f);
+  e.frame_ids.clear();
 }
 
 bool process_exists(uint32_t tgid) { return ::kill(static_cast<pid_t>(tgid), 0) == 0 || errno == EPERM; }
@@ -63,14 +90,28 @@ static void sum_into(StackSample& total, const StackSample& s) {
 }
 
 void StackTotals::add(const std::vector<StackSample>& interval_stacks) {
+  std::vector<FrameTable::Id> ids;
   for (const StackSample& s : interval_stacks) {
-    std::string id = stack_identity(s);
-    auto it = live_.find(id);
+    ids.clear();
+    for (const Frame& f : s.frames) ids.push_back(frames_.intern(f));
+    std::string key = live_key(s, ids);
+    auto it = live_.find(key);
     if (it == live_.end()) {
-      Entry& e = live_.emplace(std::move(id), Entry{s, interval_, inserted_++, false}).first->second;
-      e.sample.kernel_stack_id = -1;  // BPF ids mean nothing across intervals
-      e.sample.user_stack_id = -1;
+      Entry e;
+      e.sample.tgid = s.tgid;
+      e.sample.tid = s.tid;
+      e.sample.process_name = s.process_name;
+      e.sample.thread_name = s.thread_name;
+      e.sample.kind = s.kind;
+      e.sample.off_state = s.off_state;
+      e.sample.detail = s.detail;
+      sum_into(e.sample, s);  // BPF stack ids are left out: they mean nothing across intervals
+      e.frame_ids = ids;
+      e.last_interval = interval_;
+      e.first_seen = inserted_++;
+      live_.emplace(std::move(key), std::move(e));
     } else {
+      for (FrameTable::Id f : ids) frames_.release(f);  // the entry holds them already
       sum_into(it->second.sample, s);
       it->second.last_interval = interval_;
     }
@@ -101,10 +142,6 @@ void StackTotals::end_interval(const std::vector<uint32_t>& exited_tgids) {
   ++interval_;
 }
 
-static bool is_other_stacks(const StackSample& s) {
-  return s.frames.size() == 1 && s.frames[0].function == StackTotals::kOtherStacks;
-}
-
 // A rough common scale for ranking: a sample, a blocked millisecond.
 static double weight(const StackSample& s) {
   return static_cast<double>(s.count) + static_cast<double>(s.off_ns + s.latency_ns) / 1e6 +
@@ -117,7 +154,8 @@ void StackTotals::fold_tail() {
   size_t target = max_aged_ - max_aged_ / 4;
   std::vector<std::unordered_map<std::string, Entry>::iterator> candidates;
   for (auto it = aged_.begin(); it != aged_.end(); ++it)
-    if (!is_other_stacks(it->second.sample)) candidates.push_back(it);
+    if (!(it->second.frame_ids.size() == 1 && frames_[it->second.frame_ids[0]].function == kOtherStacks))
+      candidates.push_back(it);
   std::sort(candidates.begin(), candidates.end(), [](const auto& a, const auto& b) {
     double wa = weight(a->second.sample), wb = weight(b->second.sample);
     if (wa != wb) return wa < wb;
@@ -129,10 +167,11 @@ void StackTotals::fold_tail() {
     folding.push_back(std::move(it->second));
     aged_.erase(it);
   }
+  Frame other;
+  other.function = kOtherStacks;
   for (Entry& e : folding) {
-    Frame other;
-    other.function = kOtherStacks;
-    e.sample.frames.assign(1, other);
+    release_frames(e);
+    e.frame_ids.assign(1, frames_.intern(other));
     ++aging_.folded;
     --aging_.aged;  // counted when it left the live view
     bool exited = e.exited;
@@ -156,7 +195,7 @@ void StackTotals::age_out_live(Match match) {
 
 void StackTotals::age_out(Entry entry, bool exited) {
   ++aging_.aged;
-  std::string id = aged_identity(entry.sample, exited);
+  std::string id = aged_key(entry, exited);
   auto [it, inserted] = aged_.try_emplace(std::move(id));
   if (inserted) {
     entry.exited = exited;
@@ -164,6 +203,7 @@ void StackTotals::age_out(Entry entry, bool exited) {
     return;
   }
   ++aging_.merged;
+  release_frames(entry);  // the first of the merged stacks names them
   sum_into(it->second.sample, entry.sample);
   it->second.last_interval = std::max(it->second.last_interval, entry.last_interval);
   it->second.first_seen = std::min(it->second.first_seen, entry.first_seen);
@@ -203,6 +243,7 @@ nlohmann::json StackTotals::aging_json() const {
           {"exited_processes", aging_.exited_processes},
           {"max_aged_entries", max_aged_},
           {"entries_folded_into_other_stacks", aging_.folded},
+          {"distinct_frames", frames_.size()},
           {"note",
            "stacks idle for idle_intervals intervals, or of exited processes, are merged by function "
            "(addresses and tids of the first kept; exited processes also across pids, the pid of the first "
@@ -210,23 +251,62 @@ nlohmann::json StackTotals::aging_json() const {
            "process; counts and times are exact"}};
 }
 
-std::vector<StackSample> StackTotals::stacks() const {
-  std::vector<std::pair<const std::string*, const StackSample*>> order;
-  order.reserve(live_.size() + aged_.size());
+// Ties of the output order are broken by what the stacks are (thread, kind,
+// names, then the frames by address and name), never by hash or insertion
+// order, so files are stable. No identity strings are built for it.
+static bool identity_less(const StackSample& a, const std::vector<FrameTable::Id>& fa, const StackSample& b,
+                          const std::vector<FrameTable::Id>& fb, const FrameTable& frames) {
+  if (a.tid != b.tid) return a.tid < b.tid;
+  if (a.kind != b.kind) return a.kind < b.kind;
+  if (a.off_state != b.off_state) return a.off_state < b.off_state;
+  if (int c = a.detail.compare(b.detail)) return c < 0;
+  if (int c = a.process_name.compare(b.process_name)) return c < 0;
+  if (int c = a.thread_name.compare(b.thread_name)) return c < 0;
+  for (size_t i = 0; i < fa.size() && i < fb.size(); ++i) {
+    if (fa[i] == fb[i]) continue;
+    const Frame& x = frames[fa[i]];
+    const Frame& y = frames[fb[i]];
+    if (x.address != y.address) return x.address < y.address;
+    const std::string& nx = x.function.empty() ? x.module : x.function;
+    const std::string& ny = y.function.empty() ? y.module : y.function;
+    if (int c = nx.compare(ny)) return c < 0;
+  }
+  return fa.size() < fb.size();
+}
+
+StackTotals::Ordered StackTotals::ordered() const {
+  Ordered out;
+  out.frames_ = &frames_;
+  out.entries_.reserve(live_.size() + aged_.size());
   for (const auto* table : {&live_, &aged_})
-    for (const auto& [id, e] : *table) order.emplace_back(&id, &e.sample);
-  // Hash order is no order: ties are broken by identity so files are stable.
-  std::sort(order.begin(), order.end(), [](const auto& x, const auto& y) {
-    const StackSample& a = *x.second;
-    const StackSample& b = *y.second;
+    for (const auto& [id, e] : *table) out.entries_.push_back(&e);
+  std::sort(out.entries_.begin(), out.entries_.end(), [this](const Entry* x, const Entry* y) {
+    const StackSample& a = x->sample;
+    const StackSample& b = y->sample;
     if (a.tgid != b.tgid) return a.tgid < b.tgid;
     if (a.count != b.count) return a.count > b.count;
     if (a.off_ns != b.off_ns) return a.off_ns > b.off_ns;
-    return *x.first < *y.first;
+    if (identity_less(a, x->frame_ids, b, y->frame_ids, frames_)) return true;
+    if (identity_less(b, y->frame_ids, a, x->frame_ids, frames_)) return false;
+    return x->first_seen < y->first_seen;  // alike but apart (a line apart, aged and live): first first
   });
-  std::vector<StackSample> out;
-  out.reserve(order.size());
-  for (const auto& [id, s] : order) out.push_back(*s);
+  return out;
+}
+
+const StackSample& StackTotals::Ordered::header(size_t i) const { return entries_[i]->sample; }
+
+const StackSample& StackTotals::Ordered::get(size_t i, StackSample& scratch) const {
+  const Entry& e = *entries_[i];
+  scratch = e.sample;
+  scratch.frames.resize(e.frame_ids.size());
+  for (size_t k = 0; k < e.frame_ids.size(); ++k) scratch.frames[k] = (*frames_)[e.frame_ids[k]];
+  return scratch;
+}
+
+std::vector<StackSample> StackTotals::stacks() const {
+  Ordered order = ordered();
+  std::vector<StackSample> out(order.size());
+  for (size_t i = 0; i < order.size(); ++i) order.get(i, out[i]);
   return out;
 }
 
@@ -242,43 +322,50 @@ bool is_block_io(const StackSample& s) { return s.kind == StackKind::kIo && s.de
 
 std::vector<flamegraph::FoldedStack> to_folded(const std::vector<StackSample>& stacks, FoldedWeight weight,
                                                double period_us) {
+  return to_folded(StackPointers(stacks), weight, period_us);
+}
+
+std::vector<flamegraph::FoldedStack> to_folded(const StackSource& stacks, FoldedWeight weight, double period_us) {
   // Merge identical lines (threads of a process, different addresses in the
   // same functions) so the file is one line per distinct path.
   std::map<std::vector<std::string>, uint64_t> merged;
-  for (const StackSample& s : stacks) {
+  StackSample scratch;
+  for (size_t i = 0; i < stacks.size(); ++i) {
+    const StackSample& h = stacks.header(i);  // which view, and the weight, need no frames
     uint64_t w = 0;
     switch (weight) {
       case FoldedWeight::kSamples:
-        if (s.kind != StackKind::kOnCpu) continue;
-        w = s.count;
+        if (h.kind != StackKind::kOnCpu) continue;
+        w = h.count;
         break;
       case FoldedWeight::kOffCpuMicros:
-        if (s.kind != StackKind::kOffCpu) continue;
-        w = s.off_ns / 1000;
+        if (h.kind != StackKind::kOffCpu) continue;
+        w = h.off_ns / 1000;
         break;
       case FoldedWeight::kWallMicros:
-        if (s.kind != StackKind::kOnCpu && s.kind != StackKind::kOffCpu) continue;
-        w = s.kind == StackKind::kOnCpu ? static_cast<uint64_t>(static_cast<double>(s.count) * period_us)
-                                        : s.off_ns / 1000;
+        if (h.kind != StackKind::kOnCpu && h.kind != StackKind::kOffCpu) continue;
+        w = h.kind == StackKind::kOnCpu ? static_cast<uint64_t>(static_cast<double>(h.count) * period_us)
+                                        : h.off_ns / 1000;
         break;
       case FoldedWeight::kMemoryBytes:
-        if (s.kind != StackKind::kMemory || !s.detail.empty()) continue;
-        w = s.bytes;
+        if (h.kind != StackKind::kMemory || !h.detail.empty()) continue;
+        w = h.bytes;
         break;
       case FoldedWeight::kPageFaults:
-        if (s.kind != StackKind::kMemory || s.detail != kPageFaultDetail) continue;
-        w = s.count;
+        if (h.kind != StackKind::kMemory || h.detail != kPageFaultDetail) continue;
+        w = h.count;
         break;
       case FoldedWeight::kIoBytes:
-        if (s.kind != StackKind::kIo || is_block_io(s)) continue;
-        w = s.bytes;
+        if (h.kind != StackKind::kIo || is_block_io(h)) continue;
+        w = h.bytes;
         break;
       case FoldedWeight::kBlockIoMicros:
-        if (s.kind != StackKind::kIo || !is_block_io(s)) continue;
-        w = s.latency_ns / 1000;
+        if (h.kind != StackKind::kIo || !is_block_io(h)) continue;
+        w = h.latency_ns / 1000;
         break;
     }
     if (w == 0) continue;
+    const StackSample& s = stacks.get(i, scratch);
     std::vector<std::string> frames;
     frames.reserve(s.frames.size() + 1);
     frames.push_back(s.process_name.empty() ? std::to_string(s.tgid) : s.process_name);
@@ -295,7 +382,11 @@ std::vector<flamegraph::FoldedStack> to_folded(const std::vector<StackSample>& s
   }
   std::vector<flamegraph::FoldedStack> out;
   out.reserve(merged.size());
-  for (auto& [frames, w] : merged) out.push_back({frames, w});
+  // Moved out node by node: the keys are never copied.
+  while (!merged.empty()) {
+    auto node = merged.extract(merged.begin());
+    out.push_back({std::move(node.key()), node.mapped()});
+  }
   return out;
 }
 

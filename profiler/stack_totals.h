@@ -11,6 +11,9 @@
 // same code are one entry (with the pid and tid of the first). Counts, blocked time, bytes and labels are
 // summed, never dropped: the totals of the files stay exact, only the
 // per-pid/per-tid split and the addresses of old stacks are coarsened.
+//
+// Frames are interned (frame_table.h): a stack holds frame ids, and a frame
+// shared by many stacks is stored once.
 #pragma once
 
 #include <cstdint>
@@ -21,7 +24,9 @@
 #include <vector>
 
 #include "flamegraph/folded.h"
+#include "profiler/frame_table.h"
 #include "recording/recording.h"
+#include "recording/stacks_json.h"
 
 namespace stackwatch::profiler {
 
@@ -57,9 +62,31 @@ class StackTotals {
   // call it once per interval.
   void end_interval(const std::vector<uint32_t>& exited_tgids = {});
   std::vector<StackSample> stacks() const;  // live and aged; by tgid, largest first
+
+ private:
+  struct Entry;
+
+ public:
+  // The same stacks in the same order, each built when asked for: what the
+  // output files are written from, without a copy of every stack. Valid
+  // until the next add() or end_interval().
+  class Ordered : public StackSource {
+   public:
+    size_t size() const override { return entries_.size(); }
+    const StackSample& header(size_t i) const override;
+    const StackSample& get(size_t i, StackSample& scratch) const override;
+
+   private:
+    friend class StackTotals;
+    std::vector<const Entry*> entries_;
+    const FrameTable* frames_ = nullptr;
+  };
+  Ordered ordered() const;
   uint64_t samples(StackKind kind) const;
   size_t size() const { return live_.size() + aged_.size(); }
   size_t live_size() const { return live_.size(); }
+  // Distinct frames held (interned) by all the stacks.
+  size_t frame_count() const { return frames_.size(); }
 
   struct Aging {
     uint64_t aged = 0;             // live entries that left the live view
@@ -74,7 +101,8 @@ class StackTotals {
 
  private:
   struct Entry {
-    StackSample sample;
+    StackSample sample;                    // without frames: they are frame_ids
+    std::vector<FrameTable::Id> frame_ids;  // one reference held on each
     uint64_t last_interval = 0;  // interval that last added to it
     uint64_t first_seen = 0;     // insertion order: the first of merged stacks names them
     bool exited = false;         // its process exited (aged: keyed without pid)
@@ -86,13 +114,16 @@ class StackTotals {
   // Moves the live entries that match out of the live view, oldest first.
   template <typename Match>
   void age_out_live(Match match);
+  void release_frames(Entry& entry);
+  std::string aged_key(const Entry& entry, bool exited) const;
 
+  FrameTable frames_;  // the entries' frames
   uint64_t idle_intervals_;
   std::function<bool(uint32_t)> alive_;
   size_t max_aged_;
   uint64_t interval_ = 0;  // the current interval
   uint64_t inserted_ = 0;
-  std::unordered_map<std::string, Entry> live_;  // stack_identity -> entry
+  std::unordered_map<std::string, Entry> live_;  // thread, kind, names and frame ids -> entry
   std::unordered_map<std::string, Entry> aged_;  // aged_identity -> entry
   Aging aging_;
 };
@@ -118,6 +149,8 @@ bool is_block_io(const StackSample& s);
 // operation and fd kind as a leaf "[write file]"), block I/O latency.
 enum class FoldedWeight { kSamples, kOffCpuMicros, kWallMicros, kMemoryBytes, kPageFaults, kIoBytes, kBlockIoMicros };
 std::vector<flamegraph::FoldedStack> to_folded(const std::vector<StackSample>& stacks, FoldedWeight weight,
+                                               double period_us = 0);
+std::vector<flamegraph::FoldedStack> to_folded(const StackSource& stacks, FoldedWeight weight,
                                                double period_us = 0);
 
 }  // namespace stackwatch::profiler

@@ -1,9 +1,12 @@
 // stacks.json writer and reader (see stacks_json.h).
 #include "recording/stacks_json.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <map>
+#include <memory>
 
+#include "recording/atomic_file.h"
 #include "recording/error.h"
 
 namespace stackwatch {
@@ -94,6 +97,47 @@ static json drops_to_json(const DropCounters& d) {
           {"total", d.total()}};
 }
 
+// One stack's entry under "<tgid>"/"pids"/"<tid>"/"<id>".
+static json entry_to_json(const StackSample& s) {
+  json entry;
+  json trace = json::array();
+  json frames = json::array();
+  for (const Frame& f : s.frames) {
+    trace.push_back(trace_entry(f));
+    frames.push_back(frame_to_json(f));
+  }
+  entry["trace"] = std::move(trace);
+  entry["count"] = s.count;
+  entry["label"] = s.label ? json(*s.label) : json(nullptr);
+  entry["kind"] = to_string(s.kind);
+  if (s.kind == StackKind::kOffCpu) {
+    entry["off_ns"] = s.off_ns;
+    entry["state"] = to_string(s.off_state);
+  }
+  if (s.kind == StackKind::kMemory || s.kind == StackKind::kIo) {
+    entry["bytes"] = s.bytes;
+    if (s.kind == StackKind::kIo) entry["latency_ns"] = s.latency_ns;
+    entry["detail"] = s.detail;
+  }
+  if (!s.thread_name.empty()) entry["thread"] = s.thread_name;
+  entry["frames"] = std::move(frames);
+  return entry;
+}
+
+static json meta_to_json(const StacksFileMeta& meta) {
+  json m = {{"version", 1},
+            {"started_at", meta.started_at},
+            {"duration_s", meta.duration_s},
+            {"intervals", meta.intervals},
+            {"sample_hz", meta.sample_hz},
+            {"sampling_event", meta.sampling_event},
+            {"dropped", drops_to_json(meta.drops)},
+            {"stale_thread_entries", meta.stale_thread_entries}};
+  if (meta.extra.is_object())
+    for (auto& [k, v] : meta.extra.items()) m[k] = v;
+  return m;
+}
+
 json stacks_to_json(const std::vector<StackSample>& stacks, const StacksFileMeta& meta) {
   json doc = json::object();
   std::map<uint32_t, uint64_t> next_id;  // per tgid, so ids are small and stable per file
@@ -103,41 +147,100 @@ json stacks_to_json(const std::vector<StackSample>& stacks, const StacksFileMeta
       proc["name"] = s.process_name;
       proc["pids"] = json::object();
     }
-    json entry;
-    json trace = json::array();
-    json frames = json::array();
-    for (const Frame& f : s.frames) {
-      trace.push_back(trace_entry(f));
-      frames.push_back(frame_to_json(f));
-    }
-    entry["trace"] = std::move(trace);
-    entry["count"] = s.count;
-    entry["label"] = s.label ? json(*s.label) : json(nullptr);
-    entry["kind"] = to_string(s.kind);
-    if (s.kind == StackKind::kOffCpu) {
-      entry["off_ns"] = s.off_ns;
-      entry["state"] = to_string(s.off_state);
-    }
-    if (s.kind == StackKind::kMemory || s.kind == StackKind::kIo) {
-      entry["bytes"] = s.bytes;
-      if (s.kind == StackKind::kIo) entry["latency_ns"] = s.latency_ns;
-      entry["detail"] = s.detail;
-    }
-    if (!s.thread_name.empty()) entry["thread"] = s.thread_name;
-    entry["frames"] = std::move(frames);
-    proc["pids"][std::to_string(s.tid)][std::to_string(next_id[s.tgid]++)] = std::move(entry);
+    proc["pids"][std::to_string(s.tid)][std::to_string(next_id[s.tgid]++)] = entry_to_json(s);
   }
-  doc["_stackwatch"] = {{"version", 1},
-                        {"started_at", meta.started_at},
-                        {"duration_s", meta.duration_s},
-                        {"intervals", meta.intervals},
-                        {"sample_hz", meta.sample_hz},
-                        {"sampling_event", meta.sampling_event},
-                        {"dropped", drops_to_json(meta.drops)},
-                        {"stale_thread_entries", meta.stale_thread_entries}};
-  if (meta.extra.is_object())
-    for (auto& [k, v] : meta.extra.items()) doc["_stackwatch"][k] = v;
+  doc["_stackwatch"] = meta_to_json(meta);
   return doc;
+}
+
+namespace {
+
+// nlohmann's serializer writing into the file's buffer: values are written
+// exactly as dump() writes them, at the nesting depth they have in the file.
+class FileAdapter : public nlohmann::detail::output_adapter_protocol<char> {
+ public:
+  explicit FileAdapter(AtomicFileWriter& file) : file_(file) {}
+  void write_character(char c) override { file_.put(c); }
+  void write_characters(const char* s, std::size_t length) override { file_.write({s, length}); }
+
+ private:
+  AtomicFileWriter& file_;
+};
+
+// Where a stack goes in the document. The document's objects are std::maps,
+// so dump() orders keys as strings ("10" before "9"); the stream follows.
+struct Placement {
+  std::string tgid, tid, id;
+  size_t stack;  // index in the StackSource
+};
+
+}  // namespace
+
+StackPointers::StackPointers(const std::vector<StackSample>& stacks) {
+  stacks_.reserve(stacks.size());
+  for (const StackSample& s : stacks) stacks_.push_back(&s);
+}
+
+void write_stacks_json(const std::string& path, const StackSource& stacks, const StacksFileMeta& meta) {
+  std::vector<Placement> order;
+  order.reserve(stacks.size());
+  {
+    std::map<uint32_t, uint64_t> next_id;  // as stacks_to_json numbers them
+    for (size_t i = 0; i < stacks.size(); ++i) {
+      const StackSample& s = stacks.header(i);
+      order.push_back({std::to_string(s.tgid), std::to_string(s.tid), std::to_string(next_id[s.tgid]++), i});
+    }
+  }
+  std::sort(order.begin(), order.end(), [](const Placement& a, const Placement& b) {
+    if (a.tgid != b.tgid) return a.tgid < b.tgid;
+    if (a.tid != b.tid) return a.tid < b.tid;
+    return a.id < b.id;
+  });
+
+  StackSample scratch;
+  AtomicFileWriter file(path);
+  nlohmann::detail::serializer<json> out(std::make_shared<FileAdapter>(file), ' ', json::error_handler_t::replace);
+  auto key = [&](const char* indent, const std::string& k) {
+    file.write(indent);
+    file.put('"');
+    file.write(k);  // decimal digits: nothing to escape
+    file.write("\": ");
+  };
+  file.write("{\n");
+  for (size_t i = 0; i < order.size();) {
+    const std::string& tgid = order[i].tgid;
+    key(" ", tgid);
+    // The name is the first stack's of the process (id "0"), as in stacks_to_json.
+    size_t first = order[i].stack;
+    for (size_t j = i; j < order.size() && order[j].tgid == tgid; ++j)
+      if (order[j].id == "0") first = order[j].stack;
+    file.write("{\n  \"name\": ");
+    out.dump(json(stacks.header(first).process_name), true, false, 1, 2);
+    file.write(",\n  \"pids\": {\n");
+    while (i < order.size() && order[i].tgid == tgid) {
+      const std::string& tid = order[i].tid;
+      key("   ", tid);
+      file.write("{\n");
+      while (i < order.size() && order[i].tgid == tgid && order[i].tid == tid) {
+        key("    ", order[i].id);
+        out.dump(entry_to_json(stacks.get(order[i].stack, scratch)), true, false, 1, 4);
+        ++i;
+        bool more = i < order.size() && order[i].tgid == tgid && order[i].tid == tid;
+        file.write(more ? ",\n" : "\n");
+      }
+      bool more = i < order.size() && order[i].tgid == tgid;
+      file.write(more ? "   },\n" : "   }\n");
+    }
+    file.write("  }\n },\n");  // "_stackwatch" always follows: '_' sorts after digits
+  }
+  file.write(" \"_stackwatch\": ");
+  out.dump(meta_to_json(meta), true, false, 1, 1);
+  file.write("\n}\n");
+  file.commit();
+}
+
+void write_stacks_json(const std::string& path, const std::vector<StackSample>& stacks, const StacksFileMeta& meta) {
+  write_stacks_json(path, StackPointers(stacks), meta);
 }
 
 static bool is_decimal(const std::string& s) {

@@ -39,6 +39,44 @@ struct StacksFileMeta {
 
 nlohmann::json stacks_to_json(const std::vector<StackSample>& stacks, const StacksFileMeta& meta);
 
+// Stacks handed out one at a time, so a table that stores them compactly
+// (profiler/stack_totals.h interns frames) is written without first copying
+// every stack out of it.
+class StackSource {
+ public:
+  virtual ~StackSource() = default;
+  virtual size_t size() const = 0;
+  // Stack i without its frames, maybe (everything but the frames is there):
+  // enough to order stacks or pick them by kind without building them.
+  virtual const StackSample& header(size_t i) const = 0;
+  // Stack i, built in `scratch` if need be: valid until the next call.
+  virtual const StackSample& get(size_t i, StackSample& scratch) const = 0;
+};
+
+// A StackSource over samples held elsewhere (which must outlive it).
+class StackPointers : public StackSource {
+ public:
+  StackPointers() = default;
+  explicit StackPointers(const std::vector<StackSample>& stacks);
+  void push_back(const StackSample* s) { stacks_.push_back(s); }
+  size_t size() const override { return stacks_.size(); }
+  const StackSample& header(size_t i) const override { return *stacks_[i]; }
+  const StackSample& get(size_t i, StackSample&) const override { return *stacks_[i]; }
+
+ private:
+  std::vector<const StackSample*> stacks_;
+};
+
+// Writes stacks.json to `path` atomically (recording/atomic_file.h), straight
+// from the stacks: the same text as stacks_to_json(stacks, meta).dump(1) plus
+// a newline, byte for byte, without ever holding the document (a churning
+// machine's is tens of megabytes of text and several times that as a json
+// value): one stack's JSON at a time. Text that is not UTF-8 (a comm is any
+// bytes) is written with U+FFFD in its place rather than failing the file.
+// Throws stackwatch::Error naming the path when it cannot be written.
+void write_stacks_json(const std::string& path, const StackSource& stacks, const StacksFileMeta& meta);
+void write_stacks_json(const std::string& path, const std::vector<StackSample>& stacks, const StacksFileMeta& meta);
+
 // Parses a stacks.json written by stackwatch (or by stack_count: "frames",
 // "kind" and metadata are optional). Throws stackwatch::Error on malformed input.
 std::vector<StackSample> stacks_from_json(const nlohmann::json& doc, StacksFileMeta* meta = nullptr);

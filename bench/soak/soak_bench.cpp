@@ -211,7 +211,10 @@ int main(int argc, char** argv) {
   for (const auto& a : record) shown += (shown.empty() ? "" : " ") + a;
   std::printf("soak: %s (pid %d) on the whole machine for %.1f min, churn %d processes/s, %zu binaries\n",
               shown.c_str(), sw, flags.minutes, flags.rate, programs.size());
-  std::printf("%8s %9s %9s  %s\n", "t (s)", "RSS (MB)", "HWM (MB)", "map entries (name: now/max)");
+  // RSS split: anonymous memory (heap, inflated images, BPF ring buffers)
+  // and file pages (mapped binaries and debug files, dropped under pressure).
+  std::printf("%8s %9s %9s %9s %9s  %s\n", "t (s)", "RSS (MB)", "HWM (MB)", "anon (MB)", "file (MB)",
+              "map entries (name: now/max)");
 
   auto start = Clock::now();
   auto end = start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(flags.minutes * 60));
@@ -237,6 +240,7 @@ int main(int argc, char** argv) {
     if (Clock::now() >= next_sample) {
       double t = std::chrono::duration<double>(Clock::now() - start).count();
       long rss = status_kb(sw, "VmRSS"), hwm = status_kb(sw, "VmHWM");
+      long anon = status_kb(sw, "RssAnon"), file = status_kb(sw, "RssFile");
       if (rss < 0) {
         alive = false;
         break;
@@ -247,7 +251,7 @@ int main(int argc, char** argv) {
         warmup_at = t;
       }
       rss_end = rss;
-      std::printf("%8.0f %9.1f %9.1f ", t, rss / 1024.0, hwm / 1024.0);
+      std::printf("%8.0f %9.1f %9.1f %9.1f %9.1f ", t, rss / 1024.0, hwm / 1024.0, anon / 1024.0, file / 1024.0);
       for (const MapInfo& m : maps_of(sw)) {
         long n = entries_of(m);
         if (n < 0) continue;

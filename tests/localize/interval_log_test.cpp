@@ -145,3 +145,65 @@ TEST(IntervalLog, BadLineIsNamedAndTornLastLineIsSkipped) {
 
 }  // namespace
 }  // namespace stackwatch::localize
+
+namespace stackwatch::localize {
+namespace {
+
+StackTotal total(const std::string& leaf, uint64_t weight) {
+  StackTotal t;
+  t.id = "on:app;main;" + leaf;
+  t.process = "app";
+  t.frames = {"main", leaf};
+  t.modules = {"app", "app"};
+  t.weight = t.samples = weight;
+  return t;
+}
+
+TEST(IntervalLog, WriterForgetsStacksGoneForLongAndWritesThemInFullWhenTheyReturn) {
+  std::string path = temp_path("forget.jsonl");
+  const uint64_t kRecords = 300;
+  size_t most_keys = 0;
+  {
+    IntervalLogWriter w(path);
+    for (uint64_t i = 0; i < kRecords; ++i) {
+      IntervalRecord r;
+      r.index = i;
+      r.stacks.push_back(total("steady", 10));
+      if (i == 0 || i == 100) r.stacks.push_back(total("rare", 5));  // gone 99 records
+      if (i == 101) {
+        StackTotal rare = total("rare", 6);
+        rare.frames.clear();  // known: the writer still has its key
+        rare.modules.clear();
+        r.stacks.push_back(rare);
+      }
+      for (int k = 0; k < 100; ++k) r.stacks.push_back(total("churn" + std::to_string(i) + "_" + std::to_string(k), 1));
+      w.append(r);
+      most_keys = std::max(most_keys, w.key_count());
+    }
+  }
+  // Every stack ever: 30,002 keys. Kept: those of the last kForgetAfter
+  // records, plus at most kForgetEvery records between passes.
+  EXPECT_LE(most_keys, 2 + 100 * (IntervalLogWriter::kForgetAfter + IntervalLogWriter::kForgetEvery));
+  EXPECT_LT(most_keys, 10000u);
+  JsonLinesFile file = read_lines(path);
+  ASSERT_EQ(file.lines.size(), kRecords);
+  // "rare" in full at 0 (key 1) and again at 100, under a new key; key-only at 101.
+  EXPECT_NE(file.lines[0].find(R"("id":"on:app;main;rare","key":1,)"), std::string::npos) << file.lines[0];
+  EXPECT_NE(file.lines[100].find(R"("id":"on:app;main;rare")"), std::string::npos);
+  EXPECT_EQ(file.lines[100].find(R"("id":"on:app;main;rare","key":1,)"), std::string::npos);
+  EXPECT_EQ(file.lines[101].find(R"("id":"on:app;main;rare")"), std::string::npos);
+  // "steady" is defined once, on the first line.
+  EXPECT_EQ(file.lines[299].find(R"("id":"on:app;main;steady")"), std::string::npos);
+  std::vector<IntervalRecord> back = read_interval_log(path);
+  std::filesystem::remove(path);
+  ASSERT_EQ(back.size(), kRecords);
+  ASSERT_EQ(back[101].stacks.size(), 102u);
+  EXPECT_EQ(back[101].stacks[1].id, "on:app;main;rare");
+  EXPECT_EQ(back[101].stacks[1].frames, (std::vector<std::string>{"main", "rare"}));
+  EXPECT_EQ(back[101].stacks[1].weight, 6u);
+  EXPECT_EQ(back[299].stacks[0].id, "on:app;main;steady");
+  EXPECT_EQ(back[299].stacks[100].id, "on:app;main;churn299_99");
+}
+
+}  // namespace
+}  // namespace stackwatch::localize

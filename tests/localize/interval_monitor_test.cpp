@@ -235,3 +235,90 @@ TEST(IntervalMonitor, ForgetsStacksGoneForLongAndTreatsTheirReturnAsNew) {
 
 }  // namespace
 }  // namespace stackwatch::localize
+
+namespace stackwatch::localize {
+namespace {
+
+// A churning machine: every interval, 50 short-lived processes that were
+// never seen before (new pid and comm), 200 new stacks among them with 2 new
+// functions each, beside a steady service. Enough to pass every cap within
+// a few intervals of kStaleIntervals.
+Interval churn_interval(uint64_t i, std::mt19937_64& rng, bool spin) {
+  std::poisson_distribution<int> steady(300), tiny(2);
+  Interval in;
+  in.index = i;
+  in.start_unix_ns = int64_t{1'700'000'000} * 1'000'000'000 + static_cast<int64_t>(i) * 5'000'000'000;
+  in.end_unix_ns = in.start_unix_ns + 5'000'000'000;
+  in.stacks.push_back(make_stack("svc", 1, {"svc!main", "svc!serve", "svc!handle"}, steady(rng)));
+  in.stacks.push_back(make_stack("svc", 2, {"svc!main", "svc!serve", "svc!parse"}, steady(rng)));
+  for (int k = 0; k < 200; ++k) {
+    std::string comm = "job" + std::to_string(i) + "_" + std::to_string(k % 50);
+    std::string tag = std::to_string(i) + "_" + std::to_string(k);
+    StackSample s = make_stack(comm, static_cast<uint32_t>(10000 + i * 200 + k),
+                               {"job!main", "job!step" + tag, "job!leaf" + tag}, 1 + tiny(rng));
+    s.tgid = static_cast<uint32_t>(10000 + i * 50 + k % 50);
+    in.stacks.push_back(std::move(s));
+  }
+  if (spin) in.stacks.push_back(make_stack("svc", 3, {"svc!main", "svc!serve", "svc!spin"}, 900));
+  return in;
+}
+
+TEST(IntervalMonitor, SeriesStayCappedUnderChurnAndAStableAnomalyIsStillFlagged) {
+  const uint64_t kIntervals = 300, kSpinAt = 250;
+  std::mt19937_64 rng(9);
+  std::string path = std::filesystem::temp_directory_path() /
+                     ("stackwatch-churn-" + std::to_string(::getpid()) + ".jsonl");
+  IntervalMonitor monitor;
+  std::vector<std::string> live;
+  const Anomaly* spin_mix = nullptr;
+  std::vector<Anomaly> at_spin;
+  size_t most_stacks = 0, most_functions = 0, most_processes = 0, most_keys = 0;
+  {
+    IntervalLogWriter log(path);
+    for (uint64_t i = 0; i < kIntervals; ++i) {
+      Interval in = churn_interval(i, rng, i >= kSpinAt);
+      IntervalRecord record;
+      std::vector<Anomaly> anomalies = monitor.observe(in, {{"cpu_util", 0.5}}, &record);
+      log.append(record);
+      for (const Anomaly& a : anomalies) live.push_back(a.description);
+      most_stacks = std::max(most_stacks, monitor.stack_count());
+      most_functions = std::max(most_functions, monitor.function_count());
+      most_processes = std::max(most_processes, monitor.process_count());
+      most_keys = std::max(most_keys, log.key_count());
+      if (i == kSpinAt) at_spin = anomalies;
+    }
+  }
+  // Without the caps and the 24-interval staleness: 60,000 stacks.
+  EXPECT_LE(most_stacks, IntervalMonitor::kMaxStacks);
+  EXPECT_LE(most_functions, IntervalMonitor::kMaxFunctions);
+  EXPECT_LE(most_processes, IntervalMonitor::kMaxProcesses);
+  EXPECT_GT(most_stacks, IntervalMonitor::kMaxStacks / 2);  // the churn did reach the cap
+  EXPECT_LT(monitor.series_count(), 16384u);  // a few thousand per category
+  EXPECT_LE(monitor.series_count(), IntervalMonitor::kMaxStacks + IntervalMonitor::kMaxFunctions +
+                                        IntervalMonitor::kMaxProcesses + 1);
+  // The log's key table: only the stacks of the last kForgetAfter intervals.
+  EXPECT_LE(most_keys, 202 * (IntervalLogWriter::kForgetAfter + IntervalLogWriter::kForgetEvery));
+  EXPECT_LT(most_keys, 20000u);  // of 60,002 stacks
+
+  // The steady service's new hot stack is flagged and named as before.
+  spin_mix = find_kind(at_spin, "new_stack");
+  ASSERT_NE(spin_mix, nullptr);
+  EXPECT_EQ(spin_mix->top[0].series, "stack on:svc;main;serve;spin");
+  const Anomaly* spike = find_kind(at_spin, "stack_spike");
+  ASSERT_NE(spike, nullptr);
+  EXPECT_EQ(spike->top[0].series, "stack on:svc;main;serve;spin");
+
+  // The log of a churning recording replays to the same anomalies: the
+  // writer forgets no stack the monitor still knows.
+  std::vector<IntervalRecord> records = read_interval_log(path);
+  std::filesystem::remove(path);
+  ASSERT_EQ(records.size(), kIntervals);
+  IntervalMonitor replay;
+  std::vector<std::string> replayed;
+  for (const IntervalRecord& r : records)
+    for (const Anomaly& a : replay.observe(r)) replayed.push_back(a.description);
+  EXPECT_EQ(live, replayed);
+}
+
+}  // namespace
+}  // namespace stackwatch::localize

@@ -308,5 +308,54 @@ TEST(StackTotals, AgingJsonSaysWhatWasMerged) {
   EXPECT_EQ(j["live_entries"], 0);
 }
 
+// Frames are stored once however many stacks hold them, come back whole
+// (every field), and are freed when no stack holds them any more: the table
+// follows the stacks kept, not the addresses ever seen.
+TEST(StackTotals, FramesAreSharedAndFreedWithTheirLastStack) {
+  StackTotals totals(/*idle_intervals=*/1, all_alive);
+  std::vector<StackSample> threads;
+  for (uint32_t tid = 10; tid < 110; ++tid) threads.push_back(sample(10, tid, "app", 0x40000, StackKind::kOnCpu, 1));
+  threads[0].frames[0].file = "work.c";
+  threads[0].frames[0].line = 12;
+  threads[0].frames[0].build_id = "abcd";
+  threads[0].frames[1].inlined = true;
+  totals.add(threads);
+  // 100 threads, two frames each: two shared frames, plus the two of thread
+  // 10 that differ (file, line, build-id, inlined).
+  EXPECT_EQ(totals.frame_count(), 4u);
+  std::vector<StackSample> back = totals.stacks();
+  ASSERT_EQ(back.size(), 100u);
+  const StackSample* first = nullptr;
+  for (const StackSample& s : back)
+    if (s.tid == 10) first = &s;
+  ASSERT_NE(first, nullptr);
+  EXPECT_EQ(first->frames[0].file, "work.c");
+  EXPECT_EQ(first->frames[0].line, 12u);
+  EXPECT_EQ(first->frames[0].build_id, "abcd");
+  EXPECT_TRUE(first->frames[1].inlined);
+  EXPECT_EQ(first->frames[0].address, 0x40000u + 0x1010);
+  totals.end_interval();
+
+  // A thousand short-lived `sh`, each at new addresses (ASLR), each exited:
+  // merged into one aged entry, which keeps the frames of the first only.
+  uint64_t added = 0;
+  for (uint32_t p = 0; p < 1000; ++p) {
+    totals.add({sample(1000 + p, 1000 + p, "sh", 0x100000ull * (p + 1), StackKind::kOnCpu, p + 1)});
+    added += p + 1;
+    totals.end_interval({1000 + p});
+  }
+  totals.end_interval();
+  totals.end_interval();
+  // The app's (aged: idle) stacks and the one merged `sh`: 4 + 2 frames.
+  EXPECT_EQ(totals.frame_count(), 6u);
+  uint64_t sh = 0;
+  for (const StackSample& s : totals.stacks())
+    if (s.process_name == "sh") {
+      sh += s.count;
+      EXPECT_EQ(s.frames[0].address, 0x100000u + 0x1010);  // the first's
+    }
+  EXPECT_EQ(sh, added);
+}
+
 }  // namespace
 }  // namespace stackwatch::profiler

@@ -67,5 +67,29 @@ TEST_F(AtomicFile, FailureNamesThePathAndKeepsTheOldFile) {
   }
 }
 
+TEST_F(AtomicFile, StreamedPiecesReplaceTheFileOnlyOnCommit) {
+  auto p = dir_ / "stacks.json";
+  write_file_atomically(p, "old");
+  std::string big(200 * 1024, 'x');  // larger than the writer's buffer
+  {
+    AtomicFileWriter file(p);
+    file.write("{");
+    file.put('[');
+    file.write(big);
+    file.write("]}");
+    EXPECT_EQ(slurp(p), "old");  // nothing visible before commit
+    file.commit();
+  }
+  EXPECT_EQ(slurp(p), "{[" + big + "]}");
+  {
+    AtomicFileWriter abandoned(p);
+    abandoned.write(big);  // then an exception, say: never committed
+  }
+  EXPECT_EQ(slurp(p), "{[" + big + "]}");
+  int files = 0;
+  for (auto& e : fs::directory_iterator(dir_)) (void)e, ++files;
+  EXPECT_EQ(files, 1);  // the abandoned temporary file is gone
+}
+
 }  // namespace
 }  // namespace stackwatch

@@ -1,0 +1,174 @@
+// The streaming stacks.json writer: the file it writes is the text of
+// stacks_to_json(...).dump(1), byte for byte, with the document's key order
+// (keys sort as strings: "10" before "9"), ids numbered per process in the
+// order given, the process named by its first stack, and the metadata last.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "recording/error.h"
+#include "recording/stacks_json.h"
+
+namespace fs = std::filesystem;
+
+namespace stackwatch {
+namespace {
+
+std::string slurp(const fs::path& p) {
+  std::ifstream in(p);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+Frame frame(uint64_t address, std::string function, std::string module, bool kernel = false) {
+  Frame f;
+  f.address = address;
+  f.function = std::move(function);
+  f.module = std::move(module);
+  f.module_offset = address & 0xffff;
+  f.kernel = kernel;
+  return f;
+}
+
+// Every kind of entry and frame field, several processes and threads whose
+// decimal keys sort differently as strings and as numbers, and more than ten
+// stacks in one process (ids "10", "11" sort before "2").
+std::vector<StackSample> varied_stacks() {
+  std::vector<StackSample> out;
+  for (int i = 0; i < 14; ++i) {
+    StackSample s;
+    s.tgid = i % 3 == 0 ? 9 : (i % 3 == 1 ? 10 : 1234);
+    s.tid = s.tgid + static_cast<uint32_t>(i % 2) * 91;
+    s.process_name = s.tgid == 9 ? "sh" : (s.tgid == 10 ? "tab\there \"quoted\"" : "redis-serv\xc3\xa9r");
+    s.thread_name = i % 4 == 0 ? "" : "worker/" + std::to_string(i);
+    s.count = static_cast<uint64_t>(i) * 7 + 1;
+    Frame k = frame(0xffffffff81000010ULL + i, "do_syscall_64", "[kernel]", true);
+    Frame u = frame(0x7fab3b4dd97bULL + i, "__clock_gettime", "/usr/lib/x86_64-linux-gnu/libc.so.6");
+    u.file = "clock_gettime.c";
+    u.line = 42;
+    u.column = i % 2 ? 7 : 0;
+    u.inlined = i % 5 == 0;
+    u.build_id = i % 3 ? "0123456789abcdef" : "";
+    Frame unknown = frame(0x55550000abcdULL, "", "/usr/bin/redis-server");
+    unknown.unknown_reason = "no symbol";
+    s.frames = {k, u, unknown};
+    switch (i % 4) {
+      case 0:
+        break;
+      case 1:
+        s.kind = StackKind::kOffCpu;
+        s.off_ns = 123456789ULL * static_cast<uint64_t>(i);
+        s.off_state = OffCpuState::kUninterruptible;
+        break;
+      case 2:
+        s.kind = StackKind::kMemory;
+        s.bytes = 4096ULL * static_cast<uint64_t>(i);
+        s.detail = i % 3 ? "" : "page-fault";
+        break;
+      case 3:
+        s.kind = StackKind::kIo;
+        s.bytes = 1ULL << 40;
+        s.latency_ns = 99;
+        s.detail = "write file";
+        break;
+    }
+    if (i % 6 == 5) s.label = "anomaly@" + std::to_string(i);
+    out.push_back(std::move(s));
+  }
+  // Ten more stacks of one process, so its ids reach "10" and beyond.
+  for (int i = 0; i < 10; ++i) {
+    StackSample s = out[2];
+    s.tid = 1234 + static_cast<uint32_t>(i);
+    s.frames.resize(static_cast<size_t>(i % 3));
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+StacksFileMeta varied_meta() {
+  StacksFileMeta meta;
+  meta.started_at = "2026-11-23T19:00:00Z";
+  meta.duration_s = 12.345;
+  meta.intervals = 3;
+  meta.sample_hz = 49;
+  meta.sampling_event = "cpu-clock";
+  meta.drops.user_stack_errors = 3;
+  meta.drops.other = 1;
+  meta.stale_thread_entries = 2;
+  meta.extra["unwind"] = {{"method", "frame pointers"}};
+  meta.extra["aged_out"] = {{"live_entries", 4}, {"note", "a \"note\"\n"}};
+  return meta;
+}
+
+class StacksJsonStream : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / ("sw_stream_" + std::to_string(getpid()));
+    fs::create_directories(dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+  fs::path dir_;
+};
+
+TEST_F(StacksJsonStream, WritesTheDocumentsTextByteForByte) {
+  std::vector<StackSample> stacks = varied_stacks();
+  StacksFileMeta meta = varied_meta();
+  fs::path p = dir_ / "stacks.json";
+  write_stacks_json(p, stacks, meta);
+  nlohmann::json doc = stacks_to_json(stacks, meta);
+  std::string text = slurp(p);
+  EXPECT_EQ(text, doc.dump(1) + "\n");
+  EXPECT_EQ(nlohmann::json::parse(text), doc);
+  // And it reads back as the stacks written (in the file's order).
+  StacksFileMeta back_meta;
+  std::vector<StackSample> back = stacks_from_json(nlohmann::json::parse(text), &back_meta);
+  EXPECT_EQ(back.size(), stacks.size());
+  EXPECT_EQ(back_meta.sample_hz, 49u);
+  EXPECT_EQ(back_meta.drops.user_stack_errors, 3u);
+}
+
+TEST_F(StacksJsonStream, NamesAProcessAfterItsFirstStack) {
+  std::vector<StackSample> stacks = varied_stacks();
+  // The first stack of 1234 is not the first in key order once there are ten.
+  stacks[2].process_name = "first";
+  fs::path p = dir_ / "stacks.json";
+  write_stacks_json(p, stacks, {});
+  nlohmann::json back = nlohmann::json::parse(slurp(p));
+  EXPECT_EQ(back["1234"]["name"], "first");
+  EXPECT_EQ(slurp(p), stacks_to_json(stacks, {}).dump(1) + "\n");
+}
+
+TEST_F(StacksJsonStream, NoStacksIsOnlyTheMetadata) {
+  fs::path p = dir_ / "stacks.json";
+  write_stacks_json(p, std::vector<StackSample>{}, varied_meta());
+  EXPECT_EQ(slurp(p), stacks_to_json({}, varied_meta()).dump(1) + "\n");
+}
+
+TEST_F(StacksJsonStream, ANameThatIsNotUtf8IsReplacedNotFatal) {
+  std::vector<StackSample> stacks = varied_stacks();
+  stacks[0].process_name = "bad\xff";
+  fs::path p = dir_ / "stacks.json";
+  write_stacks_json(p, stacks, {});
+  nlohmann::json back = nlohmann::json::parse(slurp(p));
+  EXPECT_EQ(back["9"]["name"], "bad\xef\xbf\xbd");
+}
+
+TEST_F(StacksJsonStream, FailureNamesThePathAndLeavesNothing) {
+  fs::path p = dir_ / "missing" / "stacks.json";
+  try {
+    write_stacks_json(p, varied_stacks(), {});
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("missing"), std::string::npos);
+  }
+  int files = 0;
+  for (auto& e : fs::directory_iterator(dir_)) (void)e, ++files;
+  EXPECT_EQ(files, 0);
+}
+
+}  // namespace
+}  // namespace stackwatch
