@@ -157,6 +157,25 @@ TEST_F(StacksJsonStream, ANameThatIsNotUtf8IsReplacedNotFatal) {
   EXPECT_EQ(back["9"]["name"], "bad\xef\xbf\xbd");
 }
 
+// Frame and entry strings that need escaping (quotes, backslashes, control
+// characters, UTF-8, and bytes that are not UTF-8) come out as nlohmann's
+// dump with error_handler_t::replace writes them.
+TEST_F(StacksJsonStream, EscapedAndInvalidStringsInFramesAreWrittenAsNlohmannDoes) {
+  std::vector<StackSample> stacks = varied_stacks();
+  stacks[1].frames[1].function = "operator\"\"_x<\\n>\x01\x1f";
+  stacks[1].frames[1].file = "/src/caf\xc3\xa9/\x7f.c";
+  stacks[3].frames[0].module = "/tmp/bad\xff\xfe.so";
+  stacks[3].detail = "write \xe2\x82";  // a truncated UTF-8 sequence
+  stacks[4].thread_name = "\t";
+  stacks[5].label = "label \"quoted\"";
+  fs::path p = dir_ / "stacks.json";
+  write_stacks_json(p, stacks, varied_meta());
+  nlohmann::json doc = stacks_to_json(stacks, varied_meta());
+  EXPECT_EQ(slurp(p), doc.dump(1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
+  nlohmann::json back = nlohmann::json::parse(slurp(p));
+  EXPECT_EQ(back["10"]["pids"]["101"]["0"]["frames"][1]["function"], "operator\"\"_x<\\n>\x01\x1f");
+}
+
 TEST_F(StacksJsonStream, FailureNamesThePathAndLeavesNothing) {
   fs::path p = dir_ / "missing" / "stacks.json";
   try {
