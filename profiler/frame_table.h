@@ -21,6 +21,12 @@ class FrameTable {
  public:
   using Id = uint32_t;
 
+  FrameTable() = default;
+  // The index's hash and equality hold a pointer to slots_: a copy or a move
+  // would leave them reading the old table.
+  FrameTable(const FrameTable&) = delete;
+  FrameTable& operator=(const FrameTable&) = delete;
+
   // The id of `frame` (equal in every field), adding it if new; the caller
   // holds one reference, given back with release().
   Id intern(const Frame& frame);
