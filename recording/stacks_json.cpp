@@ -234,6 +234,7 @@ class EntryWriter {
       trace_ += f.display_name();
       string(trace_);
     });
+    e.end();
   }
 
  private:
@@ -241,7 +242,9 @@ class EntryWriter {
   class Object {
    public:
     Object(EntryWriter& w, int depth) : w_(w), depth_(depth) { w_.file_.write("{\n"); }
-    ~Object() {
+    // Not in a destructor: a write that fails (disk full) throws, and the
+    // unwinding must not write again.
+    void end() {
       w_.file_.put('\n');
       w_.indent(depth_);
       w_.file_.put('}');
@@ -293,6 +296,7 @@ class EntryWriter {
     o.key("module"), string(f.module);
     o.key("offset"), number(f.module_offset);
     if (!f.unknown_reason.empty()) o.key("unknown"), string(f.unknown_reason);
+    o.end();
   }
 
   // Deeper than any entry nests (8).

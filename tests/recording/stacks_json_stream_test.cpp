@@ -3,6 +3,9 @@
 // (keys sort as strings: "10" before "9"), ids numbered per process in the
 // order given, the process named by its first stack, and the metadata last.
 #include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -174,6 +177,39 @@ TEST_F(StacksJsonStream, EscapedAndInvalidStringsInFramesAreWrittenAsNlohmannDoe
   EXPECT_EQ(slurp(p), doc.dump(1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
   nlohmann::json back = nlohmann::json::parse(slurp(p));
   EXPECT_EQ(back["10"]["pids"]["101"]["0"]["frames"][1]["function"], "operator\"\"_x<\\n>\x01\x1f");
+}
+
+// A write that fails halfway (a full disk; here the file size limit, which
+// fails write(2) the same way) is one Error naming the file, never a crash,
+// and no temporary file is left. (The writer once wrote a closing brace from
+// a destructor while that Error unwound: std::terminate.)
+TEST_F(StacksJsonStream, AWriteThatFailsHalfwayIsAnErrorNotACrash) {
+  std::vector<StackSample> stacks;
+  for (int i = 0; i < 200; ++i) {
+    std::vector<StackSample> more = varied_stacks();
+    stacks.insert(stacks.end(), more.begin(), more.end());
+  }
+  fs::path p = dir_ / "stacks.json";
+  pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    signal(SIGXFSZ, SIG_IGN);  // write(2) then fails with EFBIG instead
+    rlimit limit{200 * 1024, 200 * 1024};
+    if (setrlimit(RLIMIT_FSIZE, &limit) != 0) _exit(3);
+    try {
+      write_stacks_json(p, stacks, varied_meta());
+    } catch (const Error& e) {
+      _exit(std::string(e.what()).find("stacks.json") != std::string::npos ? 0 : 2);
+    }
+    _exit(1);  // it fit: the test would prove nothing
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status)) << "killed by signal " << (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+  int files = 0;
+  for (auto& e : fs::directory_iterator(dir_)) (void)e, ++files;
+  EXPECT_EQ(files, 0) << "no temporary file left, no partial stacks.json";
 }
 
 TEST_F(StacksJsonStream, FailureNamesThePathAndLeavesNothing) {
