@@ -42,8 +42,22 @@ void Kallsyms::add_line(std::string_view line) {
       e.module = last_module_;
     }
   }
-  names_.append(name);
-  names_.push_back('\0');
+  // Kernels built with call padding (6.2+ on x86) list a "__pfx_<f>" before
+  // every function <f>: the 16 bytes of padding in front of it, never run
+  // but for call-depth accounting thunks. They are half of the text symbols;
+  // kept as boundaries (an address there is not <f>'s predecessor) under
+  // one shared name, so the table holds half the names.
+  if (name.starts_with("__pfx_")) {
+    if (padding_name_ == UINT32_MAX) {
+      padding_name_ = static_cast<uint32_t>(names_.size());
+      names_.append("__pfx");
+      names_.push_back('\0');
+    }
+    e.name = padding_name_;
+  } else {
+    names_.append(name);
+    names_.push_back('\0');
+  }
   if (address != 0) has_addresses_ = true;
   entries_.push_back(e);
 }
@@ -73,6 +87,9 @@ Kallsyms Kallsyms::load(const std::string& path) {
   Kallsyms k;
   k.modules_.emplace_back();  // 0: vmlinux
   k.entries_.reserve(1 << 17);  // a typical kernel's text symbols, without regrowth
+  // Large reads: each read(2) of /proc/kallsyms formats symbols until the
+  // buffer is full, so stdio's default 4 KiB would mean ~1,500 of them.
+  std::setvbuf(in.get(), nullptr, _IOFBF, 256 * 1024);
   char* line = nullptr;
   size_t capacity = 0;
   ssize_t n;

@@ -100,6 +100,7 @@ class Kallsyms {
   std::string names_;
   std::vector<std::string> modules_;
   uint32_t last_module_ = 0;  // while parsing: the module of the previous line
+  uint32_t padding_name_ = UINT32_MAX;  // offset of "__pfx" in names_, once used
   mutable std::unordered_map<uint32_t, KernelSymbol> resolved_;  // entry index -> symbol
   bool has_addresses_ = false;
 };

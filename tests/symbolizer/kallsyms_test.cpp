@@ -16,13 +16,21 @@ namespace {
 TEST(Kallsyms, KeepsOnlyTextSymbolsWithModules) {
   auto k = Kallsyms::load(testing::fixture_src("kallsyms.txt"));
   EXPECT_TRUE(k.has_addresses());
-  EXPECT_EQ(k.size(), 8u);  // 10 lines, 2 data symbols and 1 garbage line dropped
+  EXPECT_EQ(k.size(), 9u);  // 12 lines, 2 data symbols and 1 garbage line dropped
   const KernelSymbol* s = k.find(0xffffffff81003010);
   ASSERT_NE(s, nullptr);
   EXPECT_EQ(s->name, "do_syscall_64");
   EXPECT_EQ(s->module, "");
+  // The call padding before do_syscall_64 is a boundary of its own (not the
+  // end of the data symbol's predecessor), under one shared name.
+  s = k.find(0xffffffff81002ff4);
+  ASSERT_NE(s, nullptr);
+  EXPECT_EQ(s->name, "__pfx");
   // The data symbol at ...81002000 is not a function: the text before it wins.
   s = k.find(0xffffffff81002010);
+  ASSERT_NE(s, nullptr);
+  EXPECT_EQ(s->name, "early_setup_idt");
+  s = k.find(0xffffffff81002fef);
   ASSERT_NE(s, nullptr);
   EXPECT_EQ(s->name, "early_setup_idt");
   s = k.find(0xffffffff81003400);
