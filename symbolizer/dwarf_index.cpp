@@ -72,25 +72,42 @@ class DwarfIndex::Builder {
     unit_.files.push_back(0);  // local file 0: unknown
   }
 
+  // The whole unit through libdw.
   void read(Dwarf_Die* cudie) {
     // Relative names are relative to the CU's directory; join them as
     // addr2line, eu-addr2line and llvm-symbolizer print them.
     Dwarf_Attribute attr;
     const char* comp_dir = dwarf_formstring(dwarf_attr(cudie, DW_AT_comp_dir, &attr));
     comp_dir_ = comp_dir != nullptr ? comp_dir : "";
-    if (!index_.line_sections_ || !read_own_lines(cudie, comp_dir)) {
-      own_lines_ = false;
-      if (dwarf_getsrcfiles(cudie, &unit_files_, &unit_file_count_) != 0) unit_files_ = nullptr;
-      add_lines(cudie);
-    }
+    libdw_walked_ = true;
+    if (!read_own_lines(cudie, comp_dir)) libdw_lines(cudie);
     walk(cudie, kTopLevel);
     finish();
   }
 
+  // The unit as UnitReader walked it; libdw only if LineProgram cannot
+  // read its line table.
+  void read(const UnitReader& reader, const UnitWalk& functions) {
+    const char* comp_dir = reader.comp_dir();
+    comp_dir_ = comp_dir != nullptr ? comp_dir : "";
+    if (!read_own_lines(reader.unit_type(), reader.address_size(), reader.stmt_list(), comp_dir)) {
+      Dwarf_Die cudie;
+      libdw_walked_ = true;  // its abbreviations are in libdw now
+      if (index_.dwarf_ != nullptr && dwarf_offdie(index_.dwarf_, reader.die_offset(), &cudie) != nullptr)
+        libdw_lines(&cudie);
+    }
+    add_walk(functions);
+    finish();
+  }
+
   // What reading the unit left in libdw's caches, in line rows: its line
-  // table when libdw decoded it; else about what its abbreviation table and
-  // unit records cost (libc's 1,500 units hold ~2 MB of them).
-  size_t libdw_rows_cached() const { return own_lines_ ? kOwnLinesUnitCost : rows_read_; }
+  // table when libdw decoded it; else, if libdw walked its DIEs, about what
+  // its abbreviation table and unit records cost (libc's 1,500 units hold
+  // ~2 MB of them); nothing when UnitReader and LineProgram read it all.
+  size_t libdw_rows_cached() const {
+    if (!own_lines_) return rows_read_;
+    return libdw_walked_ ? kOwnLinesUnitCost : 0;
+  }
 
  private:
   void finish() {
@@ -152,41 +169,84 @@ class DwarfIndex::Builder {
   // not libdw). False when the unit has none we can read: then libdw's.
   bool read_own_lines(Dwarf_Die* cudie, const char* comp_dir) {
     uint8_t unit_type = 0, address_size = 0;
-    if (dwarf_cu_info(cudie->cu, nullptr, &unit_type, nullptr, nullptr, nullptr, &address_size, nullptr) != 0 ||
-        (unit_type != DW_UT_compile && unit_type != DW_UT_partial))
-      return false;  // split DWARF keeps its line table elsewhere
+    if (dwarf_cu_info(cudie->cu, nullptr, &unit_type, nullptr, nullptr, nullptr, &address_size, nullptr) != 0)
+      return false;
     Dwarf_Attribute attr;
     Dwarf_Word stmt_list = 0;
-    if (dwarf_attr(cudie, DW_AT_stmt_list, &attr) == nullptr) return true;  // no line table at all
+    if (dwarf_attr(cudie, DW_AT_stmt_list, &attr) == nullptr)
+      return read_own_lines(unit_type, address_size, std::nullopt, comp_dir);
     if (dwarf_formudata(&attr, &stmt_list) != 0) return false;
+    return read_own_lines(unit_type, address_size, stmt_list, comp_dir);
+  }
+
+  // stmt_list: the unit's DW_AT_stmt_list, none when it has no line table.
+  bool read_own_lines(unsigned unit_type, unsigned address_size, std::optional<uint64_t> stmt_list,
+                      const char* comp_dir) {
+    if (!index_.line_sections_ || (unit_type != DW_UT_compile && unit_type != DW_UT_partial))
+      return false;  // split DWARF keeps its line table elsewhere
+    if (!stmt_list) {
+      own_lines_ = true;
+      return true;  // no line table at all
+    }
     std::vector<LineRow>& decoded = index_.line_scratch_;
     decoded.clear();
-    if (!program_.decode(*index_.line_sections_, stmt_list, address_size, comp_dir, decoded)) return false;
+    if (!program_.decode(*index_.line_sections_, *stmt_list, address_size, comp_dir, decoded)) return false;
     own_lines_ = true;  // unit_file now reads program_'s table
     rows_read_ = decoded.size();
-    unit_.rows.reserve(decoded.size());
+    // Program order first: unit-local files, numbered in the order rows name
+    // them, and the sequences (rows come one sequence after another).
     std::vector<int32_t> local(program_.file_count(), -1);  // file index -> unit-local file
     size_t begin = 0;
-    for (const LineRow& r : decoded) {
-      uint16_t file = 0;
+    for (size_t i = 0; i < decoded.size(); ++i) {
+      LineRow& r = decoded[i];
+      uint32_t file = 0;
       if (r.file < local.size()) {
         if (local[r.file] < 0) local[r.file] = local_file(unit_file(r.file));
-        file = static_cast<uint16_t>(local[r.file]);
+        file = static_cast<uint32_t>(local[r.file]);
       }
+      r.file = file;
+      if (r.end_sequence) {
+        row_blocks_.emplace_back(begin, i + 1);
+        begin = i + 1;
+      }
+    }
+    if (begin < decoded.size()) row_blocks_.emplace_back(begin, decoded.size());
+    auto to_row = [](const LineRow& r) {
       Row row;
       row.address = r.address;
       row.line = static_cast<uint32_t>(std::max(r.line, 0));
-      row.file = file;
+      row.file = static_cast<uint16_t>(r.file);
       row.column = static_cast<uint16_t>(std::min(r.column, kMaxColumn));
       if (r.end_sequence) row.column |= kEndSequence;
-      unit_.rows.push_back(row);
-      // Rows come in program order, one sequence after another.
-      if (r.end_sequence) {
-        row_blocks_.emplace_back(begin, unit_.rows.size());
-        begin = unit_.rows.size();
+      return row;
+    };
+    // Then the rows straight in the order sort_rows would give them, when
+    // it is the sequences' order (the usual case): one array written once,
+    // not written in program order and copied again.
+    auto by_address = [](const LineRow& a, const LineRow& b) {
+      if (a.address != b.address) return a.address < b.address;
+      return a.end_sequence > b.end_sequence;
+    };
+    bool blocks_sorted = true;
+    for (const auto& [b, e] : row_blocks_)
+      blocks_sorted = blocks_sorted && std::is_sorted(decoded.begin() + b, decoded.begin() + e, by_address);
+    unit_.rows.reserve(decoded.size());
+    if (blocks_sorted) {
+      std::vector<std::pair<size_t, size_t>> blocks = row_blocks_;
+      std::sort(blocks.begin(), blocks.end(), [&decoded](const auto& a, const auto& b) {
+        return decoded[a.first].address < decoded[b.first].address;
+      });
+      for (const auto& [b, e] : blocks) {
+        if (decoded[b].address == 0) continue;  // discarded code (see sort_rows)
+        for (size_t i = b; i < e; ++i) unit_.rows.push_back(to_row(decoded[i]));
       }
+      if (std::is_sorted(unit_.rows.begin(), unit_.rows.end(), row_order)) {
+        rows_sorted_ = true;
+        return true;
+      }
+      unit_.rows.clear();
     }
-    if (begin < unit_.rows.size()) row_blocks_.emplace_back(begin, unit_.rows.size());
+    for (const LineRow& r : decoded) unit_.rows.push_back(to_row(r));  // sort_rows sorts them
     return true;
   }
 
@@ -219,12 +279,16 @@ class DwarfIndex::Builder {
   // Each line-table sequence covers one address interval and sequences do not
   // overlap: ordering the sequences by start address sorts all rows without
   // a full sort (kept as the fallback for odd tables).
+  // A sequence starting where another ends comes after its end.
+  static bool row_order(const Row& a, const Row& b) {
+    if (a.address != b.address) return a.address < b.address;
+    return a.end_sequence() > b.end_sequence();
+  }
+
   void sort_rows() {
+    if (rows_sorted_) return;  // read_own_lines wrote them in order
     auto& rows = unit_.rows;
-    auto by_address = [](const Row& a, const Row& b) {
-      if (a.address != b.address) return a.address < b.address;
-      return a.end_sequence() > b.end_sequence();  // a sequence starting where another ends wins
-    };
+    auto by_address = row_order;
     bool blocks_sorted = true;
     for (const auto& [begin, end] : row_blocks_)
       blocks_sorted = blocks_sorted && std::is_sorted(rows.begin() + begin, rows.begin() + end, by_address);
@@ -247,6 +311,33 @@ class DwarfIndex::Builder {
     }
     // Some units have overlapping sequences (hand-written assembly in libc).
     std::stable_sort(rows.begin(), rows.end(), by_address);
+  }
+
+  void libdw_lines(Dwarf_Die* cudie) {
+    own_lines_ = false;
+    if (dwarf_getsrcfiles(cudie, &unit_files_, &unit_file_count_) != 0) unit_files_ = nullptr;
+    add_lines(cudie);
+  }
+
+  // Nodes and ranges for UnitReader's function DIEs, as walk() would add
+  // them: in the same order, so node ids and file ids come out the same.
+  void add_walk(const UnitWalk& functions) {
+    const uint32_t base = static_cast<uint32_t>(index_.nodes_.size());
+    for (size_t i = 0; i < functions.functions.size(); ++i) {
+      const FunctionDie& f = functions.functions[i];
+      uint32_t node = base + static_cast<uint32_t>(i);
+      uint32_t parent = f.parent == FunctionDie::kTopLevel ? kTopLevel : base + f.parent;
+      for (uint32_t r = f.first_range; r < f.end_range; ++r)
+        unit_.ranges.push_back({functions.ranges[r].low, functions.ranges[r].high, node, parent});
+      Node n;
+      n.die = f.offset;
+      if (f.inlined) {
+        if (f.has_call_file) n.call_site.file = unit_file(f.call_file);
+        n.call_site.line = f.call_line;
+        n.call_site.column = f.call_column;
+      }
+      index_.nodes_.push_back(n);
+    }
   }
 
   void add_lines(Dwarf_Die* cudie) {
@@ -360,7 +451,9 @@ class DwarfIndex::Builder {
   std::string comp_dir_;
   Dwarf_Files* unit_files_ = nullptr;  // libdw's file table, when its line table is used
   size_t unit_file_count_ = 0;
-  bool own_lines_ = false;  // the line table came from program_
+  bool own_lines_ = false;  // the line table came from program_ (or there is none)
+  bool libdw_walked_ = false;  // libdw read the unit's DIEs
+  bool rows_sorted_ = false;   // unit_.rows are already as sort_rows would leave them
   LineProgram program_;
   std::vector<uint32_t> unit_file_ids_;
   size_t rows_read_ = 0;
@@ -390,7 +483,7 @@ void DwarfIndex::restart_libdw() {
 // of the section headers and, for the next unit, of the unit headers before
 // it; much below this the cold symbolizer (every unit read) would spend more
 // on restarts than on reading.
-std::unique_ptr<DwarfIndex> DwarfIndex::build(Elf* elf, size_t libdw_row_budget) {
+std::unique_ptr<DwarfIndex> DwarfIndex::build(Elf* elf, size_t libdw_row_budget, bool own_die_reader) {
   Dwarf* dwarf = dwarf_begin_elf(elf, DWARF_C_READ, nullptr);
   if (dwarf == nullptr) return nullptr;
   std::unique_ptr<DwarfIndex> index(new DwarfIndex());
@@ -398,29 +491,13 @@ std::unique_ptr<DwarfIndex> DwarfIndex::build(Elf* elf, size_t libdw_row_budget)
   index->dwarf_ = dwarf;
   index->can_restart_ = !has_supplementary_file(elf);
   index->line_sections_ = find_line_sections(elf);
+  if (own_die_reader) index->debug_sections_ = find_debug_sections(elf);
+  if (index->debug_sections_) index->unit_reader_.emplace(*index->debug_sections_);
   index->row_budget_ = libdw_row_budget;
   index->files_.emplace_back();  // file 0: unknown
   std::vector<uint32_t> unstated;  // units that give no ranges
-  Dwarf_CU* cu = nullptr;
-  Dwarf_Half version = 0;
-  uint8_t unit_type = 0;
-  Dwarf_Die cudie, subdie;
-  while (dwarf_get_units(dwarf, cu, &cu, &version, &unit_type, &cudie, &subdie) == 0) {
-    if (unit_type == DW_UT_type || unit_type == DW_UT_split_type) continue;
-    int tag = dwarf_tag(&cudie);
-    if (tag != DW_TAG_compile_unit && tag != DW_TAG_partial_unit) continue;
-    uint32_t id = static_cast<uint32_t>(index->units_.size());
-    index->units_.emplace_back().die_offset = dwarf_dieoffset(&cudie);
-    bool any = false;
-    Dwarf_Addr base = 0, start = 0, end = 0;
-    ptrdiff_t offset = 0;
-    while ((offset = dwarf_ranges(&cudie, offset, &base, &start, &end)) > 0) {
-      if (end <= start || start == 0) continue;  // discarded code
-      index->spans_.push_back({start, end, id});
-      any = true;
-    }
-    if (!any) unstated.push_back(id);
-  }
+  bool listed_by_libdw = !index->unit_reader_ || !index->list_units_own(unstated);
+  if (listed_by_libdw) index->list_units_libdw(unstated);
   // A unit without ranges may still hold code (hand-written assembly, odd
   // producers): read it now and let its functions and line sequences stand
   // for its ranges. Partial units (DWZ) hold none and cost one walk.
@@ -442,8 +519,67 @@ std::unique_ptr<DwarfIndex> DwarfIndex::build(Elf* elf, size_t libdw_row_budget)
   index->spans_.shrink_to_fit();
   index->units_.shrink_to_fit();
   // Listing the units made libdw parse every unit header and many abbrevs.
-  if (index->units_.size() > 1) index->restart_libdw();
+  if (listed_by_libdw && index->units_.size() > 1) index->restart_libdw();
   return index->dwarf_ != nullptr ? std::move(index) : nullptr;
+}
+
+bool DwarfIndex::list_units_own(std::vector<uint32_t>& unstated) {
+  UnitReader& reader = *unit_reader_;
+  const size_t info_size = debug_sections_->info.size();
+  std::vector<AddressRange> ranges;
+  for (uint64_t offset = 0; offset < info_size; offset = reader.next_unit_offset()) {
+    if (!reader.open(offset, true)) {
+      // Listed by libdw instead, which may still read this unit.
+      units_.clear();
+      spans_.clear();
+      unstated.clear();
+      return false;
+    }
+    if (reader.unit_type() != DW_UT_compile && reader.unit_type() != DW_UT_partial) continue;
+    if (reader.tag() != DW_TAG_compile_unit && reader.tag() != DW_TAG_partial_unit) continue;
+    uint32_t id = static_cast<uint32_t>(units_.size());
+    Unit& unit = units_.emplace_back();
+    unit.die_offset = reader.die_offset();
+    unit.unit_offset = offset;
+    ranges.clear();
+    if (!reader.unit_ranges(ranges)) {
+      units_.clear();
+      spans_.clear();
+      unstated.clear();
+      return false;
+    }
+    for (const AddressRange& r : ranges) spans_.push_back({r.low, r.high, id});
+    if (ranges.empty()) unstated.push_back(id);
+  }
+  return true;
+}
+
+void DwarfIndex::list_units_libdw(std::vector<uint32_t>& unstated) {
+  Dwarf_CU* cu = nullptr;
+  Dwarf_Half version = 0;
+  uint8_t unit_type = 0;
+  Dwarf_Die cudie, subdie;
+  while (dwarf_get_units(dwarf_, cu, &cu, &version, &unit_type, &cudie, &subdie) == 0) {
+    if (unit_type == DW_UT_type || unit_type == DW_UT_split_type) continue;
+    int tag = dwarf_tag(&cudie);
+    if (tag != DW_TAG_compile_unit && tag != DW_TAG_partial_unit) continue;
+    uint32_t id = static_cast<uint32_t>(units_.size());
+    Unit& unit = units_.emplace_back();
+    unit.die_offset = dwarf_dieoffset(&cudie);
+    // UnitReader may still read this unit's DIEs (units of .debug_types
+    // and split units it does not: their offsets are not in .debug_info).
+    if (unit_reader_ && (unit_type == DW_UT_compile || unit_type == DW_UT_partial))
+      unit.unit_offset = unit.die_offset - dwarf_cuoffset(&cudie);
+    bool any = false;
+    Dwarf_Addr base = 0, start = 0, end = 0;
+    ptrdiff_t offset = 0;
+    while ((offset = dwarf_ranges(&cudie, offset, &base, &start, &end)) > 0) {
+      if (end <= start || start == 0) continue;  // discarded code
+      spans_.push_back({start, end, id});
+      any = true;
+    }
+    if (!any) unstated.push_back(id);
+  }
 }
 
 void DwarfIndex::read_unit(uint32_t id) {
@@ -451,6 +587,15 @@ void DwarfIndex::read_unit(uint32_t id) {
   if (unit.read) return;
   unit.read = true;
   ++units_read_;
+  if (unit_reader_ && unit.unit_offset != UINT64_MAX && unit_reader_->open(unit.unit_offset) &&
+      unit_reader_->die_offset() == unit.die_offset && unit_reader_->walk(walk_scratch_)) {
+    Builder builder(*this, unit);
+    builder.read(*unit_reader_, walk_scratch_);
+    rows_since_restart_ += builder.libdw_rows_cached();
+    if (rows_since_restart_ >= row_budget_) restart_libdw();
+    return;
+  }
+  ++units_walked_by_libdw_;
   if (dwarf_ == nullptr) return;
   Dwarf_Die cudie;
   if (dwarf_offdie(dwarf_, unit.die_offset, &cudie) == nullptr) return;
@@ -537,9 +682,32 @@ bool DwarfIndex::lookup(uint64_t vaddr, std::vector<uint32_t>& chain, SourceLoca
   return found;
 }
 
+const char* DwarfIndex::own_name(uint64_t die) {
+  if (!unit_reader_) return nullptr;
+  // As function_name(): each of the three names through the chain of
+  // DW_AT_abstract_origin / DW_AT_specification, as dwarf_attr_integrate
+  // follows it (the DIE itself and at most 16 more).
+  const char* found[3] = {nullptr, nullptr, nullptr};
+  UnitReader::NameStep step;
+  uint64_t at = die;
+  for (int i = 0; i <= 16; ++i) {
+    if (!unit_reader_->holds(at) || !unit_reader_->name_step(at, step)) return nullptr;
+    if (found[0] == nullptr) found[0] = step.linkage_name;
+    if (found[1] == nullptr) found[1] = step.mips_linkage_name;
+    if (found[2] == nullptr) found[2] = step.name;
+    if (found[0] != nullptr || !step.has_next) break;  // the first choice is found, or the chain ends
+    at = step.next;
+  }
+  for (const char* name : found)
+    if (name != nullptr) return name;
+  return "";
+}
+
 const char* DwarfIndex::raw_name(uint32_t node) {
   Node& n = nodes_[node];
+  if (n.name == nullptr) n.name = own_name(n.die);
   if (n.name == nullptr) {
+    ++names_read_by_libdw_;
     // Through the current libdw handle, which may have been restarted since
     // the node's unit was read: offsets stay valid, and names point into
     // the ELF file's .debug_str, not into libdw.

@@ -3,7 +3,9 @@
 // DIE tree for every address (eu-addr2line manages ~100 addresses/s that way).
 //
 // Lazy per compile unit: building the index reads only each unit's DIE and
-// its address ranges (DW_AT_low_pc/high_pc or DW_AT_ranges). A unit's
+// its address ranges (DW_AT_low_pc/high_pc or DW_AT_ranges). Units are
+// listed and walked by UnitReader (die_reader.h) where it can read them,
+// else through libdw. A unit's
 // functions and line table are read the first time an address falls in it,
 // so a profiler that samples a few hot functions of libc pays for the few
 // units holding them, not for all of libc's DWARF (nor does libdw cache the
@@ -14,9 +16,10 @@
 // subprogram's address ranges, sorted; each function's children are the
 // ranges of the inlined subroutines directly inside it (lexical blocks are
 // flattened away), sorted. Names are resolved through DW_AT_abstract_origin /
-// DW_AT_specification chains (dwarf_attr_integrate), which is where LTO
+// DW_AT_specification chains (as dwarf_attr_integrate), which is where LTO
 // binaries put them, across units, on the first lookup that needs a node's
-// name. The unit's line table (decoded by LineProgram, else by libdw) is
+// name: by UnitReader while the chain stays in the unit it has open (the
+// one just read, in a batch), else through libdw. The unit's line table (decoded by LineProgram, else by libdw) is
 // kept as compact sorted rows. Function node ids are global to the module (they grow as
 // units are read).
 #pragma once
@@ -33,6 +36,7 @@
 #include <vector>
 
 #include "symbolizer/address_buckets.h"
+#include "symbolizer/die_reader.h"
 #include "symbolizer/line_program.h"
 
 namespace stackwatch::symbolizer {
@@ -55,8 +59,11 @@ class DwarfIndex {
   // tables are decoded by LineProgram where it can (line_program.h), which
   // leaves libdw only abbreviations to cache: such units count little.
   // libdw_row_budget overrides that budget (tests: 0 restarts after every unit).
+  // own_die_reader false lists and walks every unit through libdw (tests
+  // compare the two).
   static constexpr size_t kLibdwRowBudget = 65536;
-  static std::unique_ptr<DwarfIndex> build(Elf* elf, size_t libdw_row_budget = kLibdwRowBudget);
+  static std::unique_ptr<DwarfIndex> build(Elf* elf, size_t libdw_row_budget = kLibdwRowBudget,
+                                           bool own_die_reader = true);
   ~DwarfIndex();
   DwarfIndex(const DwarfIndex&) = delete;
   DwarfIndex& operator=(const DwarfIndex&) = delete;
@@ -85,6 +92,10 @@ class DwarfIndex {
   size_t line_count() const;
   size_t unit_count() const { return units_.size(); }
   size_t units_read() const { return units_read_; }
+  // Units whose DIEs were walked through libdw rather than UnitReader.
+  size_t units_walked_by_libdw() const { return units_walked_by_libdw_; }
+  // Function names read through libdw rather than UnitReader.
+  size_t names_read_by_libdw() const { return names_read_by_libdw_; }
   size_t libdw_restarts() const { return restarts_; }
   // Heap bytes held by the index itself (not libdw's caches).
   size_t memory_bytes() const;
@@ -113,6 +124,7 @@ class DwarfIndex {
   };
   struct Unit {
     Dwarf_Off die_offset = 0;  // of the unit DIE: Dwarf_Dies die with a restarted handle
+    uint64_t unit_offset = UINT64_MAX;  // of its header, when UnitReader listed it
     bool read = false;
     std::vector<Range> ranges;  // grouped by parent, sorted by low within a group
     uint32_t top_begin = 0;     // the top-level group is the tail of ranges
@@ -138,8 +150,15 @@ class DwarfIndex {
   template <typename Visit>
   bool for_units_at(uint64_t vaddr, Visit visit);
   void read_unit(uint32_t unit);
+  // Lists the units through UnitReader; false (nothing listed) when it cannot read one.
+  bool list_units_own(std::vector<uint32_t>& unstated);
+  void list_units_libdw(std::vector<uint32_t>& unstated);
   // Ends and restarts the libdw handle, dropping its caches (see build).
   void restart_libdw();
+  // The name as function_name() in dwarf_index.cpp reads it through libdw,
+  // read by UnitReader while the DIEs it needs are in the unit it has open;
+  // nullptr when they are not (then libdw).
+  const char* own_name(uint64_t die);
   bool functions_in(const Unit& unit, uint64_t vaddr, std::vector<uint32_t>& chain) const;
   bool line_in(const Unit& unit, uint64_t vaddr, SourceLocation& out) const;
 
@@ -154,6 +173,11 @@ class DwarfIndex {
   size_t restarts_ = 0;
   std::optional<LineSections> line_sections_;  // set when LineProgram can read the line tables
   std::vector<LineRow> line_scratch_;          // one unit's decoded rows, reused
+  std::optional<DebugSections> debug_sections_;  // set when UnitReader can read the DIEs
+  std::optional<UnitReader> unit_reader_;
+  UnitWalk walk_scratch_;  // one unit's function DIEs, reused
+  size_t units_walked_by_libdw_ = 0;
+  size_t names_read_by_libdw_ = 0;
   std::vector<Unit> units_;
   std::vector<UnitSpan> spans_;  // sorted by low
   size_t units_read_ = 0;
