@@ -46,7 +46,7 @@ constexpr int kSampleEveryS = 10;
 constexpr double kGoalGrowthMb = 5.0;
 
 struct Flags {
-  double minutes = 10;
+  double minutes = 15;  // 5 of warm-up, 10 measured
   int rate = 200;    // churn processes started per second
   int copies = 20;   // copies of the churn program at distinct paths
   std::vector<std::string> record_args;  // after "--": more flags for stackwatch record
@@ -218,11 +218,16 @@ int main(int argc, char** argv) {
 
   auto start = Clock::now();
   auto end = start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(flags.minutes * 60));
-  // Warm-up: the longest window stackwatch keeps by design must be full:
-  // the live localizer's baseline of 21 intervals (105 s at the default
-  // 5 s), the live view of the stack totals (6 intervals), module and
-  // process caches. Two minutes; shorter runs take their first third.
-  double warmup_s = std::min(120.0, flags.minutes * 60 / 3);
+  // Warm-up: the longest window stackwatch keeps by design must be full.
+  // The longest is the interval log's: a stack's key is kept until it has
+  // been absent 40 records (IntervalLogWriter::kForgetAfter, checked every
+  // 8: 48 intervals, 240 s at the default 5 s); then the detector's 24+8
+  // intervals, the localizer's baseline of 21, the live view of the stack
+  // totals (6) and its aged table filling up to its bound. Five minutes;
+  // shorter runs take their first half. (With 120 s, a 10-minute run read
+  // +7.1 MB "growth" that was these tables filling: 64.1 MB at 120 s, 70.7
+  // at 300 s, 71.3 at 590 s.)
+  double warmup_s = std::min(300.0, flags.minutes * 60 / 2);
   long rss_after_warmup = -1, rss_end = -1, rss_max = 0;
   double warmup_at = 0;
   std::map<std::string, std::pair<long, unsigned>> peak;  // name -> (peak entries, max_entries)
