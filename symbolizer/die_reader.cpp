@@ -424,16 +424,9 @@ bool UnitReader::open(uint64_t offset, bool unit_die_only) {
         if (v.form == DW_FORM_sec_offset || v.form == DW_FORM_data4 || v.form == DW_FORM_data8) stmt_list_ = v.u;
         break;
       case DW_AT_low_pc:
-        unit_pc_.low = v;
-        unit_pc_.has_low = true;
-        break;
       case DW_AT_high_pc:
-        unit_pc_.high = v;
-        unit_pc_.has_high = true;
-        break;
       case DW_AT_ranges:
-        unit_pc_.ranges = v;
-        unit_pc_.has_ranges = true;
+        unit_pc_.take(spec.name, v);
         break;
       case DW_AT_entry_pc:
         entry_pc = v;
@@ -599,6 +592,24 @@ bool UnitReader::range_list(uint64_t offset, std::vector<AddressRange>& out) con
 
 // As dwarf_ranges: low_pc with high_pc (an address, or an offset from
 // low_pc) is one range; else DW_AT_ranges; else none.
+bool UnitReader::PcAttributes::take(uint64_t name, const Value& v) {
+  switch (name) {
+    case DW_AT_low_pc:
+      low = v;
+      has_low = true;
+      return true;
+    case DW_AT_high_pc:
+      high = v;
+      has_high = true;
+      return true;
+    case DW_AT_ranges:
+      ranges = v;
+      has_ranges = true;
+      return true;
+  }
+  return false;
+}
+
 bool UnitReader::ranges_of(const PcAttributes& pc, std::vector<AddressRange>& out) const {
   if (pc.has_low && pc.has_high && is_address(pc.low.form) &&
       (is_address(pc.high.form) || is_constant(pc.high.form))) {
@@ -739,16 +750,9 @@ bool UnitReader::read_function(uint64_t die, const Abbrev& a, const uint8_t*& p,
     if (!read_value(spec.form, spec.implicit, p, v)) return false;
     switch (spec.name) {
       case DW_AT_low_pc:
-        pc.low = v;
-        pc.has_low = true;
-        break;
       case DW_AT_high_pc:
-        pc.high = v;
-        pc.has_high = true;
-        break;
       case DW_AT_ranges:
-        pc.ranges = v;
-        pc.has_ranges = true;
+        pc.take(spec.name, v);
         break;
       case DW_AT_call_file:
         if (is_constant(v.form)) {

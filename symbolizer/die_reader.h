@@ -137,6 +137,8 @@ class UnitReader {
   struct PcAttributes {
     bool has_low = false, has_high = false, has_ranges = false;
     Value low, high, ranges;
+    // Takes attribute `name` if it is one of the three; false otherwise.
+    bool take(uint64_t name, const Value& v);
   };
 
   // only_code: decode only that abbreviation (0: the whole table).
