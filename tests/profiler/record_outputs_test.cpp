@@ -118,6 +118,11 @@ TEST_F(RecordOutputs, StacksJsonHoldsTheTotalsAndTheMemoryLevels) {
 // A heap left fragmented (most of it freed, a small block kept in every
 // 64 KiB) keeps its RSS until the free pages inside it are given back.
 TEST_F(RecordOutputs, FreePagesOfAFragmentedHeapAreGivenBack) {
+#if defined(__SANITIZE_ADDRESS__)
+  // AddressSanitizer replaces glibc's malloc (malloc_trim does nothing
+  // there); the plain unit run checks this.
+  GTEST_SKIP() << "glibc's heap is replaced by AddressSanitizer's";
+#endif
   constexpr size_t kBlocks = 64 * 1024;  // 64 KiB blocks of 1 KiB: 64 MiB
   std::vector<std::unique_ptr<char[]>> blocks(kBlocks);
   for (auto& b : blocks) {
