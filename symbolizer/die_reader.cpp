@@ -8,6 +8,8 @@
 #include <algorithm>
 #include <cstring>
 
+#include "symbolizer/dwarf_bytes.h"
+
 namespace stackwatch::symbolizer {
 namespace {
 
@@ -24,55 +26,7 @@ bool host_little_endian() {
   return first == 1;
 }
 
-bool read_uleb_slow(const uint8_t*& p, const uint8_t* end, uint64_t& out) {
-  uint64_t value = 0;
-  unsigned shift = 0;
-  while (p < end) {
-    uint8_t byte = *p++;
-    if (shift < 64) value |= static_cast<uint64_t>(byte & 0x7f) << shift;
-    shift += 7;
-    if ((byte & 0x80) == 0) {
-      out = value;
-      return true;
-    }
-  }
-  return false;
-}
-
-// Most values (codes, attribute names, forms, small constants) fit in one byte.
-inline bool read_uleb(const uint8_t*& p, const uint8_t* end, uint64_t& out) {
-  if (p < end && *p < 0x80) {
-    out = *p++;
-    return true;
-  }
-  return read_uleb_slow(p, end, out);
-}
-
-bool read_sleb(const uint8_t*& p, const uint8_t* end, int64_t& out) {
-  uint64_t value = 0;
-  unsigned shift = 0;
-  while (p < end) {
-    uint8_t byte = *p++;
-    if (shift < 64) value |= static_cast<uint64_t>(byte & 0x7f) << shift;
-    shift += 7;
-    if ((byte & 0x80) == 0) {
-      if (shift < 64 && (byte & 0x40) != 0) value |= ~uint64_t{0} << shift;
-      out = static_cast<int64_t>(value);
-      return true;
-    }
-  }
-  return false;
-}
-
-// size bytes (1 to 8), little-endian.
-bool read_fixed(const uint8_t*& p, const uint8_t* end, unsigned size, uint64_t& out) {
-  if (static_cast<size_t>(end - p) < size) return false;
-  uint64_t value = 0;
-  std::memcpy(&value, p, size);  // little-endian host (checked by find_debug_sections)
-  p += size;
-  out = value;
-  return true;
-}
+using namespace dwarf_bytes;  // read_fixed, read_uleb, read_sleb (little-endian host: find_debug_sections)
 
 bool is_constant(uint32_t form) {
   switch (form) {

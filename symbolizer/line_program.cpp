@@ -7,54 +7,14 @@
 
 #include <cstring>
 
+#include "symbolizer/dwarf_bytes.h"
+
 namespace stackwatch::symbolizer {
 namespace {
 
 constexpr uint64_t kVerbatim = UINT64_MAX;  // a file name used as it is ("???")
 
-// Little-endian reads (the sections of a file for this machine).
-bool read_fixed(const uint8_t*& p, const uint8_t* end, unsigned size, uint64_t& out) {
-  if (static_cast<size_t>(end - p) < size) return false;
-  out = 0;
-  for (unsigned i = 0; i < size; ++i) out |= static_cast<uint64_t>(p[i]) << (8 * i);
-  p += size;
-  return true;
-}
-
-bool read_uleb(const uint8_t*& p, const uint8_t* end, uint64_t& out) {
-  out = 0;
-  unsigned shift = 0;
-  while (p < end) {
-    uint8_t byte = *p++;
-    if (shift < 64) out |= static_cast<uint64_t>(byte & 0x7f) << shift;
-    shift += 7;
-    if ((byte & 0x80) == 0) return true;
-  }
-  return false;
-}
-
-bool read_sleb(const uint8_t*& p, const uint8_t* end, int64_t& out) {
-  uint64_t value = 0;
-  unsigned shift = 0;
-  uint8_t byte = 0;
-  do {
-    if (p >= end) return false;
-    byte = *p++;
-    if (shift < 64) value |= static_cast<uint64_t>(byte & 0x7f) << shift;
-    shift += 7;
-  } while ((byte & 0x80) != 0);
-  if (shift < 64 && (byte & 0x40) != 0) value |= ~uint64_t{0} << shift;
-  out = static_cast<int64_t>(value);
-  return true;
-}
-
-bool read_cstring(const uint8_t*& p, const uint8_t* end, const char*& out) {
-  const void* nul = std::memchr(p, 0, static_cast<size_t>(end - p));
-  if (nul == nullptr) return false;
-  out = reinterpret_cast<const char*>(p);
-  p = static_cast<const uint8_t*>(nul) + 1;
-  return true;
-}
+using namespace dwarf_bytes;
 
 // A NUL-terminated string at offset in a string section.
 bool string_at(std::span<const uint8_t> section, uint64_t offset, const char*& out) {

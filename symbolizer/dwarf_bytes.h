@@ -1,0 +1,72 @@
+// Bounds-checked reads of DWARF's encodings from section bytes, shared by
+// the line-table decoder (line_program.cpp) and the DIE reader
+// (die_reader.cpp). Each advances p past what it read and returns false,
+// leaving out unspecified, when the bytes end first. Fixed-size values are
+// read in the host's byte order: both readers take only files of this
+// machine's byte order.
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+
+namespace stackwatch::symbolizer::dwarf_bytes {
+
+// size bytes (1 to 8).
+inline bool read_fixed(const uint8_t*& p, const uint8_t* end, unsigned size, uint64_t& out) {
+  if (static_cast<size_t>(end - p) < size) return false;
+  uint64_t value = 0;
+  std::memcpy(&value, p, size);
+  p += size;
+  out = value;
+  return true;
+}
+
+inline bool read_uleb_slow(const uint8_t*& p, const uint8_t* end, uint64_t& out) {
+  uint64_t value = 0;
+  unsigned shift = 0;
+  while (p < end) {
+    uint8_t byte = *p++;
+    if (shift < 64) value |= static_cast<uint64_t>(byte & 0x7f) << shift;
+    shift += 7;
+    if ((byte & 0x80) == 0) {
+      out = value;
+      return true;
+    }
+  }
+  return false;
+}
+
+// Most values (codes, attribute names, forms, small constants) fit in one byte.
+inline bool read_uleb(const uint8_t*& p, const uint8_t* end, uint64_t& out) {
+  if (p < end && *p < 0x80) {
+    out = *p++;
+    return true;
+  }
+  return read_uleb_slow(p, end, out);
+}
+
+inline bool read_sleb(const uint8_t*& p, const uint8_t* end, int64_t& out) {
+  uint64_t value = 0;
+  unsigned shift = 0;
+  while (p < end) {
+    uint8_t byte = *p++;
+    if (shift < 64) value |= static_cast<uint64_t>(byte & 0x7f) << shift;
+    shift += 7;
+    if ((byte & 0x80) == 0) {
+      if (shift < 64 && (byte & 0x40) != 0) value |= ~uint64_t{0} << shift;
+      out = static_cast<int64_t>(value);
+      return true;
+    }
+  }
+  return false;
+}
+
+inline bool read_cstring(const uint8_t*& p, const uint8_t* end, const char*& out) {
+  const void* nul = std::memchr(p, 0, static_cast<size_t>(end - p));
+  if (nul == nullptr) return false;
+  out = reinterpret_cast<const char*>(p);
+  p = static_cast<const uint8_t*>(nul) + 1;
+  return true;
+}
+
+}  // namespace stackwatch::symbolizer::dwarf_bytes
