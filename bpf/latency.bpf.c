@@ -11,8 +11,12 @@
  * lat_switch (tp_btf/sched_switch) notes when a thread with active probed
  * calls leaves the CPU, in which state and under which kernel stack, and
  * when it comes back adds the time away to every active call of it and to
- * the blocked-stacks map. Threads without active probed calls cost one
- * hash lookup per switch.
+ * the blocked-stacks map. lat_sys_enter/lat_sys_exit (tp_btf, the raw
+ * system call tracepoints) time the stretches on the CPU inside system
+ * calls of threads with active probed calls, so user space can tell a
+ * function's own CPU work from the kernel's work in its write()s and
+ * fsync()s. Threads without active probed calls cost one hash lookup per
+ * switch and per system call.
  */
 #include "common.bpf.h"
 #include "latency.h"
@@ -53,6 +57,13 @@ struct {
   __type(key, __u32);
   __type(value, __u64);
 } lat_drops SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, 4096);
+  __type(key, struct sw_lat_syscall_key);
+  __type(value, struct sw_lat_syscall_value);
+} lat_syscalls SEC(".maps");
 
 /* A zeroed thread record to insert from (too large for the BPF stack). */
 struct {
@@ -95,6 +106,38 @@ static __always_inline __u32 log2_u64(__u64 v) {
   return hi ? log2_u32(hi) + 32 : log2_u32((__u32)v);
 }
 
+/* Ends the thread's current stretch on the CPU inside a system call: adds
+ * it to the thread's sum and, once per probed function active on the
+ * thread, to the by-system-call map (with a completed call at the exit). */
+static __always_inline void end_syscall_stretch(struct sw_lat_thread *t, __u64 now, bool exiting) {
+  if (t->syscall_start == 0 && !exiting) return;
+  __u64 delta = t->syscall_start ? now - t->syscall_start : 0;
+  t->syscall_start = 0;
+  t->syscall_ns += delta;
+  __u32 depth = t->depth;
+  __u32 last_probe = SW_LAT_MAX_PROBES;
+  for (int i = 0; i < SW_LAT_MAX_DEPTH; i++) {
+    if (i >= (int)depth) break;
+    __u32 probe = t->frames[i & (SW_LAT_MAX_DEPTH - 1)].probe_id;
+    if (probe == last_probe) continue; /* recursion: once per function */
+    last_probe = probe;
+    struct sw_lat_syscall_key key = {.probe_id = probe, .nr = t->sys_nr};
+    struct sw_lat_syscall_value *v = bpf_map_lookup_elem(&lat_syscalls, &key);
+    if (!v) {
+      struct sw_lat_syscall_value init = {};
+      if (bpf_map_update_elem(&lat_syscalls, &key, &init, BPF_NOEXIST) != 0 &&
+          !bpf_map_lookup_elem(&lat_syscalls, &key)) {
+        count_drop(&lat_drops, SW_LAT_DROP_SYSCALLS_FULL);
+        continue;
+      }
+      v = bpf_map_lookup_elem(&lat_syscalls, &key);
+      if (!v) continue;
+    }
+    __sync_fetch_and_add(&v->ns, delta);
+    if (exiting) __sync_fetch_and_add(&v->calls, 1);
+  }
+}
+
 SEC("uprobe")
 int lat_entry(struct pt_regs *ctx) {
   __u32 id = (__u32)bpf_get_attach_cookie(ctx);
@@ -128,6 +171,7 @@ int lat_entry(struct pt_regs *ctx) {
   f->start_nivcsw = BPF_CORE_READ(task, nivcsw);
   f->sleep_ns = 0;
   f->runqueue_ns = 0;
+  f->start_syscall_ns = t->syscall_ns;
   f->start_ns = bpf_ktime_get_ns(); /* last: our own reads are not the call's time */
   return 0;
 }
@@ -177,6 +221,9 @@ int lat_return(struct pt_regs *ctx) {
   __sync_fetch_and_add(&s->sum_ns, lat);
   __sync_fetch_and_add(&s->oncpu_ns, lat - off);
   __sync_fetch_and_add(&s->runtime_ns, on);
+  __u64 sys = t->syscall_ns - f->start_syscall_ns;
+  if (sys > lat - off) sys = lat - off;
+  __sync_fetch_and_add(&s->syscall_ns, sys);
   __sync_fetch_and_add(&s->sleep_ns, f->sleep_ns);
   __sync_fetch_and_add(&s->runqueue_ns, f->runqueue_ns);
   __sync_fetch_and_add(&s->nvcsw, BPF_CORE_READ(task, nvcsw) - f->start_nvcsw);
@@ -201,6 +248,7 @@ int BPF_PROG(lat_switch, bool preempt, struct task_struct *prev, struct task_str
     long id = bpf_get_stackid(ctx, &lat_stacks, 0);
     if (id < 0) count_drop(&lat_drops, SW_LAT_DROP_STACK);
     t->off_stack_id = (__s32)id;
+    if (t->in_syscall) end_syscall_stretch(t, now, false);
   }
 
   __u32 next_tid = BPF_CORE_READ(next, pid);
@@ -208,6 +256,7 @@ int BPF_PROG(lat_switch, bool preempt, struct task_struct *prev, struct task_str
   if (!t || t->off_ts == 0) return 0;
   __u64 delta = now - t->off_ts;
   t->off_ts = 0;
+  if (t->in_syscall) t->syscall_start = now;
   __u32 depth = t->depth;
   bool running = t->off_state == SW_STATE_RUNNING;
   __u32 last_probe = SW_LAT_MAX_PROBES;
@@ -235,5 +284,26 @@ int BPF_PROG(lat_switch, bool preempt, struct task_struct *prev, struct task_str
     __sync_fetch_and_add(&v->ns, delta);
     __sync_fetch_and_add(&v->events, 1);
   }
+  return 0;
+}
+
+SEC("tp_btf/sys_enter")
+int BPF_PROG(lat_sys_enter, struct pt_regs *regs, long nr) {
+  __u32 tid = (__u32)bpf_get_current_pid_tgid();
+  struct sw_lat_thread *t = bpf_map_lookup_elem(&lat_threads, &tid);
+  if (!t || t->depth == 0) return 0;
+  t->in_syscall = 1;
+  t->sys_nr = (__u32)nr;
+  t->syscall_start = bpf_ktime_get_ns();
+  return 0;
+}
+
+SEC("tp_btf/sys_exit")
+int BPF_PROG(lat_sys_exit, struct pt_regs *regs, long ret) {
+  __u32 tid = (__u32)bpf_get_current_pid_tgid();
+  struct sw_lat_thread *t = bpf_map_lookup_elem(&lat_threads, &tid);
+  if (!t || !t->in_syscall) return 0;
+  end_syscall_stretch(t, bpf_ktime_get_ns(), true);
+  t->in_syscall = 0;
   return 0;
 }

@@ -34,7 +34,8 @@ enum sw_lat_drop_reason {
   SW_LAT_DROP_UNBALANCED = 2,   /* a return without its entry (longjmp, exceptions) */
   SW_LAT_DROP_BLOCKED_FULL = 3, /* the blocked-stacks map is full */
   SW_LAT_DROP_STACK = 4,        /* bpf_get_stackid failed at switch-out */
-  SW_LAT_DROP_MAX = 5,
+  SW_LAT_DROP_SYSCALLS_FULL = 5, /* the by-system-call map is full */
+  SW_LAT_DROP_MAX = 6,
 };
 
 /* Per probe: what its calls measured (an array indexed by probe id). */
@@ -50,6 +51,8 @@ struct sw_lat_stats {
   __u64 runqueue_ns; /* off CPU, runnable (preempted) */
   __u64 nvcsw;       /* voluntary context switches during calls */
   __u64 nivcsw;      /* involuntary context switches during calls */
+  __u64 syscall_ns;  /* of oncpu_ns: on the CPU inside system calls (exact, from
+                      * sys_enter/sys_exit and sched_switch) */
   __u64 hist[SW_LAT_BUCKETS];
 };
 
@@ -63,6 +66,7 @@ struct sw_lat_frame {
   __u64 start_nivcsw;
   __u64 sleep_ns;
   __u64 runqueue_ns;
+  __u64 start_syscall_ns; /* the thread's syscall_ns at the entry */
 };
 
 /* Per thread: its active probed calls and, while it is off the CPU, when
@@ -72,7 +76,11 @@ struct sw_lat_thread {
   __u32 off_state; /* enum sw_task_state */
   __u64 off_ts;    /* 0 while on the CPU */
   __s32 off_stack_id;
+  __u32 sys_nr;      /* the system call in progress (with in_syscall) */
+  __u32 in_syscall;  /* between sys_enter and sys_exit, entered with probed calls active */
   __u32 pad;
+  __u64 syscall_start; /* when its current stretch on the CPU in the system call began; 0 while off */
+  __u64 syscall_ns;    /* on the CPU inside system calls, summed (monotonic) */
   struct sw_lat_frame frames[SW_LAT_MAX_DEPTH];
 };
 
@@ -87,6 +95,17 @@ struct sw_lat_block_key {
 struct sw_lat_block_value {
   __u64 ns;
   __u64 events;
+};
+
+/* On-CPU time of probed calls inside system calls, by system call. */
+struct sw_lat_syscall_key {
+  __u32 probe_id;
+  __u32 nr; /* the architecture's system call number */
+};
+
+struct sw_lat_syscall_value {
+  __u64 ns;
+  __u64 calls; /* completed system calls */
 };
 
 /* Histogram bucket of a latency: exact below 16 ns, then 8 per power of two. */

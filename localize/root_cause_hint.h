@@ -60,6 +60,13 @@ struct ProbeBlockedStack {
   uint64_t events = 0;
 };
 
+// On-CPU time of probed calls inside one system call.
+struct ProbeSyscall {
+  std::string name;  // "write"
+  uint64_t ns = 0;   // on the CPU in the kernel (time blocked in it is in `blocked`)
+  uint64_t calls = 0;
+};
+
 // The same function's latency before the anomaly, for comparison: what a
 // probe measured on it during normal intervals, or, when none did, what
 // the baseline's stacks say (a function never sampled before had no calls
@@ -90,12 +97,14 @@ struct FunctionLatency {
   uint64_t p50_ns = 0, p99_ns = 0, max_ns = 0;
   double mean_ns = 0;
   double on_cpu_share = 0;    // of the summed latency: on CPU (task run-time accounting)
+  double syscall_cpu_share = 0;  // the part of on_cpu_share inside system calls (the kernel's work for the calls)
   double blocked_share = 0;   // sleeping (interruptible or uninterruptible)
   double runqueue_share = 0;  // runnable, waiting for a CPU
   double voluntary_switches_per_call = 0;
   double involuntary_switches_per_call = 0;
   std::vector<uint64_t> log2_histogram;  // [i]: calls with latency in [2^i, 2^(i+1)) ns
   std::vector<ProbeBlockedStack> blocked;  // largest first
+  std::vector<ProbeSyscall> syscalls;      // on-CPU time by system call, largest first
   uint64_t dropped = 0;  // calls not measured (nesting too deep, maps full)
   std::optional<BaselineLatency> baseline;  // before the anomaly (record only)
 

@@ -15,6 +15,7 @@
 #include "latency.skel.h"
 #include "profiler/bpf_handles.h"
 #include "recording/error.h"
+#include "profiler/syscall_names.h"
 #include "symbolizer/symbolizer.h"
 
 extern "C" {
@@ -25,16 +26,20 @@ extern "C" {
 namespace stackwatch::profiler {
 
 // The structs shared with BPF: same layout on both sides.
-static_assert(sizeof(sw_lat_stats) == 9 * 8 + SW_LAT_BUCKETS * 8);
-static_assert(sizeof(sw_lat_frame) == 56);
-static_assert(sizeof(sw_lat_thread) == 24 + SW_LAT_MAX_DEPTH * sizeof(sw_lat_frame));
+static_assert(sizeof(sw_lat_stats) == 10 * 8 + SW_LAT_BUCKETS * 8);
+static_assert(sizeof(sw_lat_frame) == 64);
+static_assert(sizeof(sw_lat_thread) == 48 + SW_LAT_MAX_DEPTH * sizeof(sw_lat_frame));
 static_assert(sizeof(sw_lat_block_key) == 16);
 static_assert(sizeof(sw_lat_block_value) == 16);
+static_assert(sizeof(sw_lat_syscall_key) == 8);
+static_assert(sizeof(sw_lat_syscall_value) == 16);
 
 namespace {
 
 // Kernel stacks reported per function: the few that hold most blocked time.
 constexpr size_t kBlockedStacksPerFunction = 5;
+// System calls reported per function: the few that hold most on-CPU kernel time.
+constexpr size_t kSyscallsPerFunction = 5;
 
 localize::FunctionLatency summarize(const ProbeTarget& t, const sw_lat_stats& s, double seconds, int pid) {
   localize::FunctionLatency f;
@@ -50,6 +55,7 @@ localize::FunctionLatency summarize(const ProbeTarget& t, const sw_lat_stats& s,
   double total = static_cast<double>(s.sum_ns);
   if (total > 0) {
     f.on_cpu_share = static_cast<double>(s.oncpu_ns) / total;
+    f.syscall_cpu_share = std::min(f.on_cpu_share, static_cast<double>(s.syscall_ns) / total);
     f.blocked_share = std::min(1.0, static_cast<double>(s.sleep_ns) / total);
     f.runqueue_share = std::min(1.0, static_cast<double>(s.runqueue_ns) / total);
   }
@@ -109,6 +115,7 @@ bool has_uprobe_pmu() { return std::filesystem::exists("/sys/bus/event_source/de
 struct LatencyProbes::Impl {
   SkeletonPtr<latency_bpf, latency_bpf__destroy> skel;
   LinkPtr switch_link;
+  LinkPtr sys_enter_link, sys_exit_link;
   std::vector<LinkPtr> links;  // entry, return, entry, return, ...
 };
 
@@ -134,6 +141,10 @@ LatencyProbes::LatencyProbes(std::vector<ProbeTarget> targets, const LatencyProb
 
   impl_->switch_link.reset(bpf_program__attach(impl_->skel->progs.lat_switch));
   if (!impl_->switch_link) throw_bpf_error("cannot attach to sched_switch", errno);
+  impl_->sys_enter_link.reset(bpf_program__attach(impl_->skel->progs.lat_sys_enter));
+  if (!impl_->sys_enter_link) throw_bpf_error("cannot attach to sys_enter", errno);
+  impl_->sys_exit_link.reset(bpf_program__attach(impl_->skel->progs.lat_sys_exit));
+  if (!impl_->sys_exit_link) throw_bpf_error("cannot attach to sys_exit", errno);
 
   for (size_t i = 0; i < targets_.size(); ++i) {
     const ProbeTarget& t = targets_[i];
@@ -179,6 +190,8 @@ void LatencyProbes::detach() {
   impl_->links.clear();
   for (std::thread& t : releasers) t.join();
   impl_->switch_link.reset();
+  impl_->sys_enter_link.reset();
+  impl_->sys_exit_link.reset();
 }
 
 double LatencyProbes::elapsed_seconds() const {
@@ -252,6 +265,23 @@ std::vector<localize::FunctionLatency> LatencyProbes::report() const {
     std::stable_sort(blocked.begin(), blocked.end(),
                      [](const localize::ProbeBlockedStack& a, const localize::ProbeBlockedStack& b) { return a.ns > b.ns; });
     if (blocked.size() > kBlockedStacksPerFunction) blocked.resize(kBlockedStacksPerFunction);
+  }
+
+  // On-CPU kernel time by (probe, system call).
+  sw_lat_syscall_key skey{}, snext{};
+  first = true;
+  while (bpf_map__get_next_key(impl_->skel->maps.lat_syscalls, first ? nullptr : &skey, &snext, sizeof snext) == 0) {
+    first = false;
+    skey = snext;
+    sw_lat_syscall_value v{};
+    if (bpf_map__lookup_elem(impl_->skel->maps.lat_syscalls, &skey, sizeof skey, &v, sizeof v, 0) != 0) continue;
+    if (skey.probe_id >= targets_.size() || v.ns == 0) continue;
+    out[skey.probe_id].syscalls.push_back({syscall_name(skey.nr), v.ns, v.calls});
+  }
+  for (auto& f : out) {
+    std::stable_sort(f.syscalls.begin(), f.syscalls.end(),
+                     [](const localize::ProbeSyscall& a, const localize::ProbeSyscall& b) { return a.ns > b.ns; });
+    if (f.syscalls.size() > kSyscallsPerFunction) f.syscalls.resize(kSyscallsPerFunction);
   }
   return out;
 }

@@ -66,8 +66,9 @@ void print_function(std::FILE* out, const localize::FunctionLatency& f) {
     std::fprintf(out, "   p50 %s   p99 %s   max %s   mean %s\n", format_duration_ns(f.p50_ns).c_str(),
                  format_duration_ns(f.p99_ns).c_str(), format_duration_ns(f.max_ns).c_str(),
                  format_duration_ns(f.mean_ns).c_str());
-    std::fprintf(out, "  time in calls: on CPU %s, blocked %s, runnable (waiting for a CPU) %s\n",
-                 percent(f.on_cpu_share).c_str(), percent(f.blocked_share).c_str(), percent(f.runqueue_share).c_str());
+    std::fprintf(out, "  time in calls: on CPU %s (in system calls %s), blocked %s, runnable (waiting for a CPU) %s\n",
+                 percent(f.on_cpu_share).c_str(), percent(f.syscall_cpu_share).c_str(), percent(f.blocked_share).c_str(),
+                 percent(f.runqueue_share).c_str());
     std::fprintf(out, "  context switches per call: %.2f voluntary, %.2f involuntary\n", f.voluntary_switches_per_call,
                  f.involuntary_switches_per_call);
     for (const auto& b : f.blocked)
@@ -76,6 +77,9 @@ void print_function(std::FILE* out, const localize::FunctionLatency& f) {
                    format_duration_ns(static_cast<double>(b.ns)).c_str(),
                    to_string(b.state), static_cast<unsigned long long>(b.events),
                    localize::short_kernel_path("", b.kernel_frames).c_str());
+    for (const auto& c : f.syscalls)
+      std::fprintf(out, "  on CPU %s in the kernel (%llu calls) in %s\n", format_duration_ns(static_cast<double>(c.ns)).c_str(),
+                   static_cast<unsigned long long>(c.calls), c.name.c_str());
   } else {
     std::fprintf(out, "\n");
   }

@@ -25,7 +25,7 @@ add_library(stackwatch_profiler STATIC
   latency_baseline.cpp
   probe_command.cpp)
 target_link_libraries(stackwatch_profiler PUBLIC stackwatch_recording stackwatch_load stackwatch_localizer stackwatch_symbolizer stackwatch_unwinder stackwatch_flamegraph
-                      stackwatch_bpf CLI11::CLI11)
+                      stackwatch_syscalls stackwatch_bpf CLI11::CLI11)
 add_dependencies(stackwatch_profiler oncpu_skel proc_skel offcpu_skel latency_skel memory_skel)
 add_dependencies(stackwatch_profiler io_skel)
 # `stackwatch probe` (probe_command.cpp) exists only where BPF is built.
