@@ -90,7 +90,21 @@ const std::string& Module::node_name(uint32_t node, bool demangle_names) {
 const std::string& Module::symbol_name(const ElfSymbol* symbol, bool demangle_names) {
   if (symbol_names_.empty()) symbol_names_.assign(naming_symbols_->size(), nullptr);
   const std::string*& name = symbol_names_[naming_symbols_->index_of(symbol)];
-  if (name == nullptr) name = &name_of(symbol->name, demangle_names);
+  if (name == nullptr) {
+    name = &name_of(symbol->name, demangle_names);
+    // A mangled name the demangler cannot read (GCC 12 emits some template
+    // aliases in an older, malformed mangling: "constructIS3_IRNS0_..."
+    // beside "constructIS3_JRNS0_..."): an alias at the same address that
+    // reads, if there is one.
+    if (demangle_names && name->starts_with("_Z"))
+      for (const ElfSymbol& alias : naming_symbols_->aliases_of(symbol)) {
+        const std::string& readable = name_of(alias.name, true);
+        if (!readable.starts_with("_Z")) {
+          name = &readable;
+          break;
+        }
+      }
+  }
   return *name;
 }
 
@@ -124,7 +138,16 @@ void Module::symbolize(uint64_t vaddr, const LookupOptions& options, FrameList& 
     const ElfSymbol* sym = naming_symbols_->find_sized(vaddr);
     auto emit = [&](uint32_t node, const SourceLocation& at, bool inlined) {
       Frame& f = out.append();
-      f.function = !inlined && sym != nullptr ? symbol_name(sym, options.demangle) : node_name(node, options.demangle);
+      if (!inlined && sym != nullptr) {
+        f.function = symbol_name(sym, options.demangle);
+        // Neither the symbol nor an alias of it demangles: DWARF's name, if it reads.
+        if (options.demangle && f.function.starts_with("_Z")) {
+          const std::string& dwarf_name = node_name(node, true);
+          if (!dwarf_name.empty() && !dwarf_name.starts_with("_Z")) f.function = dwarf_name;
+        }
+      } else {
+        f.function = node_name(node, options.demangle);
+      }
       if (f.function.empty()) f.unknown_reason = "DWARF names no function here";
       if (options.line_info) {
         if (at.file != 0) f.file = index_->file_name(at.file);
@@ -158,7 +181,7 @@ void Module::symbolize_from_symbols(uint64_t vaddr, const LookupOptions& options
     if (have_fde && fde_start != sym->start) sym = nullptr;
   }
   if (sym != nullptr) {
-    f.function = name_of(sym->name, options.demangle);
+    f.function = naming_symbols_ == &symbols_ ? symbol_name(sym, options.demangle) : name_of(sym->name, options.demangle);
   } else {
     char reason[160];
     if (!have_fde) have_fde = fde_bounds(vaddr, fde_start, fde_end);

@@ -37,10 +37,22 @@ void SymbolTable::finish() {
     if (a.size != b.size) return a.size > b.size;
     return a.order > b.order;
   });
-  symbols_.erase(std::unique(symbols_.begin(), symbols_.end(),
-                             [](const ElfSymbol& a, const ElfSymbol& b) { return a.start == b.start; }),
-                 symbols_.end());
+  size_t kept = 0;
+  for (size_t i = 0; i < symbols_.size(); ++i) {
+    if (kept > 0 && symbols_[kept - 1].start == symbols_[i].start)
+      aliases_.push_back(symbols_[i]);
+    else
+      symbols_[kept++] = symbols_[i];
+  }
+  symbols_.resize(kept);
   symbols_.shrink_to_fit();
+  aliases_.shrink_to_fit();
+}
+
+std::span<const ElfSymbol> SymbolTable::aliases_of(const ElfSymbol* symbol) const {
+  auto [first, last] = std::equal_range(aliases_.begin(), aliases_.end(), *symbol,
+                                        [](const ElfSymbol& a, const ElfSymbol& b) { return a.start < b.start; });
+  return {first, last};
 }
 
 const ElfSymbol* SymbolTable::find_sized(uint64_t vaddr) const {

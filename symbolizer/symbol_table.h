@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <vector>
 
 #include "symbolizer/elf_file.h"
@@ -29,12 +30,17 @@ class SymbolTable {
   // The sized symbol covering vaddr, else the nearest preceding sizeless one
   // (the caller must check its bounds some other way), else nullptr.
   const ElfSymbol* find(uint64_t vaddr) const;
+  // The other symbols that start where `symbol` does, which finish() set
+  // aside (aliases: memcpy / __memcpy_avx_unaligned, or GCC's two manglings
+  // of one template), in table order.
+  std::span<const ElfSymbol> aliases_of(const ElfSymbol* symbol) const;
   size_t size() const { return symbols_.size(); }
   // Position of a symbol returned by find(), for per-symbol caches.
   size_t index_of(const ElfSymbol* symbol) const { return static_cast<size_t>(symbol - symbols_.data()); }
 
  private:
   std::vector<ElfSymbol> symbols_;
+  std::vector<ElfSymbol> aliases_;  // sorted by start
 };
 
 }  // namespace stackwatch::symbolizer

@@ -120,6 +120,19 @@ TEST(SymbolizeFile, DemanglesTemplateInNamespace) {
   EXPECT_EQ(mangled.symbolize_file(bin, fn.vaddr)[0].function, "_ZNK8geometry6ScalerIlE5scaleEl");
 }
 
+// The symbol table's name for the function does not demangle (an alias in a
+// malformed mangling): DWARF's linkage name does, and names it.
+TEST(SymbolizeFile, AnUndemanglableSymbolGivesWayToDwarfsName) {
+  Symbolizer sym(isolated());
+  std::string bin = fixture_bin("symfix_malformed_alias");
+  auto fn = elf_symbol(bin, "_ZN2nsL10aliased_fnEi");
+  ASSERT_EQ(elf_symbol(bin, "_ZN3fooIS_XE").vaddr, fn.vaddr);
+  auto frames = sym.symbolize_file(bin, fn.vaddr);
+  ASSERT_EQ(frames.size(), 1u);
+  EXPECT_EQ(frames[0].function, "ns::aliased_fn(int)");
+  EXPECT_EQ(frames[0].line, marker_line(fixture_src("malformed_alias.cpp"), "MARK:aliased"));
+}
+
 TEST(SymbolizeFile, SharedLibraryFunction) {
   Symbolizer sym(isolated());
   std::string lib = fixture_bin("libsymfix_shared.so");
