@@ -135,26 +135,32 @@ void Module::symbolize(uint64_t vaddr, const LookupOptions& options, FrameList& 
     // symbol covers the address, as llvm-symbolizer and perf do: DWARF may
     // name an internal alias (glibc's __GI_ names), the symbol the public one,
     // and clones keep their suffix (foo.constprop.0, foo.cold).
-    const ElfSymbol* sym = naming_symbols_->find_sized(vaddr);
+    const ElfSymbol* sym = naming_symbols_->find_sized(vaddr, last_named_);
+    if (sym != nullptr) last_named_ = sym;
+    static const std::string kNone;
     auto emit = [&](uint32_t node, const SourceLocation& at, bool inlined) {
-      Frame& f = out.append();
+      Frame& f = out.append_reusing();
+      size_t slot = out.size() - 1;
+      const std::string* name = nullptr;
       if (!inlined && sym != nullptr) {
-        f.function = symbol_name(sym, options.demangle);
+        name = &symbol_name(sym, options.demangle);
         // Neither the symbol nor an alias of it demangles: DWARF's name, if it reads.
-        if (options.demangle && f.function.starts_with("_Z")) {
+        if (options.demangle && name->starts_with("_Z")) {
           const std::string& dwarf_name = node_name(node, true);
-          if (!dwarf_name.empty() && !dwarf_name.starts_with("_Z")) f.function = dwarf_name;
+          if (!dwarf_name.empty() && !dwarf_name.starts_with("_Z")) name = &dwarf_name;
         }
       } else {
-        f.function = node_name(node, options.demangle);
+        name = &node_name(node, options.demangle);
       }
-      if (f.function.empty()) f.unknown_reason = "DWARF names no function here";
+      out.assign(slot, FrameList::kFunction, *name);
+      if (name->empty()) f.unknown_reason = "DWARF names no function here";
+      out.assign(slot, FrameList::kFile, options.line_info && at.file != 0 ? index_->file_name(at.file) : kNone);
       if (options.line_info) {
-        if (at.file != 0) f.file = index_->file_name(at.file);
         f.line = at.line;
         f.column = at.column;
       }
       f.inlined = inlined;
+      // The caller assigns the module and build-id (Symbolizer::Impl::symbolize_in_file).
     };
     if (!options.inlines) {
       emit(chain_.front(), location, false);

@@ -27,6 +27,14 @@ class SymbolTable {
 
   // The sized symbol covering vaddr, or nullptr.
   const ElfSymbol* find_sized(uint64_t vaddr) const;
+  // The same, trying `hint` (an earlier answer, or nullptr) before the
+  // binary search: ascending lookups mostly stay in one function.
+  const ElfSymbol* find_sized(uint64_t vaddr, const ElfSymbol* hint) const {
+    if (hint != nullptr && vaddr >= hint->start && vaddr - hint->start < hint->size &&
+        (hint + 1 == symbols_.data() + symbols_.size() || hint[1].start > vaddr))
+      return hint;  // the nearest symbol at or below vaddr, and it covers it: find()'s answer
+    return find_sized(vaddr);
+  }
   // The sized symbol covering vaddr, else the nearest preceding sizeless one
   // (the caller must check its bounds some other way), else nullptr.
   const ElfSymbol* find(uint64_t vaddr) const;

@@ -257,9 +257,9 @@ struct Symbolizer::Impl {
     uint64_t offset = module.vaddr_to_offset(address).value_or(address);
     for (size_t i = 0; i < out.size(); ++i) {
       out[i].address = address;
-      out[i].module = path;
+      out.assign(i, FrameList::kModule, path);
       out[i].module_offset = offset;
-      out[i].build_id = module.build_id();
+      out.assign(i, FrameList::kBuildId, module.build_id());
     }
   }
 

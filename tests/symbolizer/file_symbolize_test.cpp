@@ -262,6 +262,11 @@ TEST(SymbolizeFileBatch, SameFramesAsOneCallPerAddress) {
       EXPECT_EQ(frames[k].function, expected[k].function);
       EXPECT_EQ(frames[k].file, expected[k].file);
       EXPECT_EQ(frames[k].line, expected[k].line);
+      EXPECT_EQ(frames[k].column, expected[k].column);
+      EXPECT_EQ(frames[k].inlined, expected[k].inlined);
+      EXPECT_EQ(frames[k].unknown_reason, expected[k].unknown_reason);
+      EXPECT_EQ(frames[k].build_id, expected[k].build_id);
+      EXPECT_EQ(frames[k].module_offset, expected[k].module_offset);
       EXPECT_EQ(frames[k].address, addresses[i]);
       EXPECT_EQ(frames[k].module, path);
     }
