@@ -225,7 +225,7 @@ std::vector<localize::FunctionLatency> LatencyProbes::report() const {
   }
 
   // Blocked time by (probe, kernel stack, state), symbolized with kallsyms.
-  static const symbolizer::Kallsyms kallsyms = symbolizer::Kallsyms::load();
+  static const symbolizer::Kallsyms kallsyms = symbolizer::Kallsyms::load_cached();
   std::vector<std::map<std::pair<std::vector<std::string>, uint32_t>, localize::ProbeBlockedStack>> by_probe(
       targets_.size());
   sw_lat_block_key key{}, next{};

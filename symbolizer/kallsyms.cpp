@@ -103,6 +103,30 @@ Kallsyms Kallsyms::load(const std::string& path) {
   return k;
 }
 
+void Kallsyms::set_module_extents(std::string_view text) {
+  extents_.assign(modules_.size(), Extent{});
+  while (!text.empty()) {
+    size_t nl = text.find('\n');
+    std::string_view line = text.substr(0, nl);
+    text = nl == std::string_view::npos ? std::string_view() : text.substr(nl + 1);
+    // name size refcount deps state address [taints]
+    std::string_view fields[6];
+    size_t n = 0;
+    while (n < 6 && !line.empty()) {
+      size_t sp = line.find(' ');
+      fields[n++] = line.substr(0, sp);
+      line = sp == std::string_view::npos ? std::string_view() : line.substr(sp + 1);
+    }
+    if (n < 6 || !fields[5].starts_with("0x")) continue;
+    uint64_t size = 0, base = 0;
+    auto [p1, e1] = std::from_chars(fields[1].data(), fields[1].data() + fields[1].size(), size);
+    auto [p2, e2] = std::from_chars(fields[5].data() + 2, fields[5].data() + fields[5].size(), base, 16);
+    if (e1 != std::errc() || e2 != std::errc() || base == 0 || size == 0) continue;
+    auto it = std::find(modules_.begin() + 1, modules_.end(), fields[0]);
+    if (it != modules_.end()) extents_[static_cast<size_t>(it - modules_.begin())] = {base, size};
+  }
+}
+
 const KernelSymbol* Kallsyms::find(uint64_t address) const {
   if (!has_addresses_ || entries_.empty()) return nullptr;
   auto it = std::upper_bound(entries_.begin(), entries_.end(), address,
@@ -114,6 +138,12 @@ const KernelSymbol* Kallsyms::find(uint64_t address) const {
   // modules, a freed module) is unknown rather than that symbol's.
   constexpr uint64_t kMaxFunctionSize = 1 << 20;
   if (address - it->address >= kMaxFunctionSize) return nullptr;
+  // Past the end of the symbol's module: a freed module's memory, or a BPF
+  // program's image among the modules.
+  if (it->module != 0 && it->module < extents_.size()) {
+    const Extent& x = extents_[it->module];
+    if (x.size != 0 && (address < x.base || address - x.base >= x.size)) return nullptr;
+  }
   // Of several names at one address, the first listed is the kernel's own
   // (_text before its __pi__text alias); the sort kept file order.
   while (it != entries_.begin() && std::prev(it)->address == it->address) --it;
@@ -128,7 +158,7 @@ const KernelSymbol* Kallsyms::find(uint64_t address) const {
 }
 
 size_t Kallsyms::memory_bytes() const {
-  size_t bytes = entries_.capacity() * sizeof(Entry) + names_.capacity();
+  size_t bytes = entries_.capacity() * sizeof(Entry) + names_.capacity() + extents_.capacity() * sizeof(Extent);
   for (const std::string& m : modules_) bytes += sizeof m + m.capacity();
   bytes += resolved_.size() * (sizeof(KernelSymbol) + 48);
   return bytes;

@@ -219,7 +219,8 @@ struct Symbolizer::Impl {
   void symbolize_kernel(uint64_t address, std::vector<Frame>& out) {
     if (!kallsyms && kallsyms_error.empty()) {
       try {
-        kallsyms = Kallsyms::load(options.kallsyms_path);
+        kallsyms = Kallsyms::load_cached(
+            {options.kallsyms_path, options.modules_path, "/proc/sys/kernel/random/boot_id", options.kallsyms_cache_dir});
         if (!kallsyms->has_addresses())
           kallsyms_error = "kallsyms hides addresses (kernel.kptr_restrict; run as root)";
       } catch (const Error& e) {

@@ -72,10 +72,41 @@ struct KernelSymbol {
 // KernelSymbol with two std::strings each (a kernel has ~100,000 of them).
 // The KernelSymbols find() hands out are made on demand and kept.
 // Not safe for concurrent use, even through const: find() fills that cache.
+//
+// Module extents (from /proc/modules) bound each module's symbols: an
+// address past its module's end is unknown, not the module's last function
+// (a freed module, or BPF programs, whose JIT images sit among the modules).
+//
+// load_cached keeps the table in a per-boot cache file (see KallsymsSources):
+// reading /proc/kallsyms costs ~40 ms of kernel time formatting ~200,000
+// lines plus their parsing, the largest part of a short recording's start;
+// the cache reads back in about a millisecond. It is valid for the boot
+// (boot_id in its name) and the set of loaded modules (a hash of
+// /proc/modules, addresses included); BPF programs' and ftrace trampolines'
+// symbols come and go, so they are not cached: on a cache hit their
+// addresses are unknown (module extents keep them from borrowing a module
+// function's name).
+struct KallsymsSources {
+  std::string kallsyms = "/proc/kallsyms";
+  std::string modules = "/proc/modules";
+  std::string boot_id = "/proc/sys/kernel/random/boot_id";
+  // Where the cache lives ("" = no cache). /run is a tmpfs emptied at boot.
+  // The directory is made 0700 and must belong to this user with no group or
+  // other access, and so must the file, or the cache is not used.
+  std::string cache_dir = "/run/stackwatch";
+};
+
 class Kallsyms {
  public:
   static Kallsyms parse(std::string_view text);
   static Kallsyms load(const std::string& path = "/proc/kallsyms");
+  static Kallsyms load_cached(const KallsymsSources& sources = {});
+  // Bounds each module's symbols by its extent in /proc/modules text
+  // ("ext4 1040384 2 - Live 0xffffffffc0a1c000"); lines for modules without
+  // symbols here, and malformed lines, are ignored.
+  void set_module_extents(std::string_view proc_modules);
+  // Whether load_cached answered from its cache (statistics, tests).
+  bool from_cache() const { return from_cache_; }
   // The symbol containing address (nearest preceding; of several names at
   // one address the first listed), or nullptr before the first symbol, when
   // addresses are hidden, or 1 MiB or more past the nearest symbol. The
@@ -93,16 +124,23 @@ class Kallsyms {
     uint32_t name = 0;    // offset of the NUL-terminated name in names_
     uint32_t module = 0;  // index in modules_; 0 is vmlinux
   };
+  struct Extent {
+    uint64_t base = 0, size = 0;  // size 0: not known
+  };
   void add_line(std::string_view line);
   void finish();
+  bool read_cache(const std::string& path, uint64_t key);
+  void write_cache(const std::string& dir, const std::string& path, uint64_t key) const;
 
   std::vector<Entry> entries_;
   std::string names_;
   std::vector<std::string> modules_;
+  std::vector<Extent> extents_;  // per module index, when known
   uint32_t last_module_ = 0;  // while parsing: the module of the previous line
   uint32_t padding_name_ = UINT32_MAX;  // offset of "__pfx" in names_, once used
   mutable std::unordered_map<uint32_t, KernelSymbol> resolved_;  // entry index -> symbol
   bool has_addresses_ = false;
+  bool from_cache_ = false;
 };
 
 struct Options {
@@ -112,6 +150,8 @@ struct Options {
   bool line_info = true;            // file:line from DWARF
   std::string proc_root = "/proc";  // overridable for tests
   std::string kallsyms_path = "/proc/kallsyms";
+  std::string modules_path = "/proc/modules";         // module extents (and the kallsyms cache's key)
+  std::string kallsyms_cache_dir = "/run/stackwatch";  // "" = no kallsyms cache (KallsymsSources)
   std::string debug_root = "/usr/lib/debug";  // build-id and debuglink search
   std::string perf_map_dir = "/tmp";          // where JITs write perf-PID.map
 };

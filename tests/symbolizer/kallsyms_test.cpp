@@ -2,6 +2,10 @@
 // symbolization through Symbolizer with a fake kallsyms file.
 #include <gtest/gtest.h>
 
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -58,9 +62,145 @@ TEST(Kallsyms, MissingFileIsAnError) {
   EXPECT_THROW(Kallsyms::load("/nonexistent/kallsyms"), Error);
 }
 
+// Module extents from /proc/modules: a module's symbols end where it does.
+TEST(Kallsyms, ModuleExtentsBoundTheirSymbols) {
+  auto k = Kallsyms::load(testing::fixture_src("kallsyms.txt"));
+  // Without extents the nearest symbol names anything within 1 MiB.
+  ASSERT_NE(k.find(0xffffffffc0a02010), nullptr);
+  EXPECT_EQ(k.find(0xffffffffc0a02010)->name, "ext4_sync_file");
+  k.set_module_extents(
+      "ext4 4096 2 - Live 0xffffffffc0a01000\n"
+      "nf_tables 64 0 - Live 0xffffffffc0b00000 (E)\n"
+      "not_loaded_here 100 0 - Live 0xffffffffc0d00000\n"
+      "garbage\n");
+  ASSERT_NE(k.find(0xffffffffc0a01804), nullptr);
+  EXPECT_EQ(k.find(0xffffffffc0a01804)->name, "ext4_sync_file");
+  EXPECT_EQ(k.find(0xffffffffc0a02010), nullptr);  // past ext4's 4 KiB
+  ASSERT_NE(k.find(0xffffffffc0b0003f), nullptr);
+  EXPECT_EQ(k.find(0xffffffffc0b0003f)->name, "nf_hook_slow");
+  EXPECT_EQ(k.find(0xffffffffc0b00040), nullptr);
+  // vmlinux is not bounded by them.
+  ASSERT_NE(k.find(0xffffffff81003010), nullptr);
+}
+
+namespace fs = std::filesystem;
+
+// A scratch directory with a fake kallsyms, modules list and boot id.
+class KallsymsCache : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / ("kallsyms-cache-" + std::to_string(getpid()));
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+    std::ifstream in(testing::fixture_src("kallsyms.txt"));
+    std::stringstream text;
+    text << in.rdbuf();
+    // A BPF program among the modules: its symbol is not cached.
+    write("kallsyms", text.str() + "ffffffffc0b01000 t bpf_prog_6deef7357e7b4530_handler\t[bpf]\n");
+    write("modules", "ext4 4096 2 - Live 0xffffffffc0a01000\nnf_tables 64 0 - Live 0xffffffffc0b00000\n");
+    write("boot_id", "3f6a1c2e-1111-2222-3333-444455556666\n");
+    sources_.kallsyms = (dir_ / "kallsyms").string();
+    sources_.modules = (dir_ / "modules").string();
+    sources_.boot_id = (dir_ / "boot_id").string();
+    sources_.cache_dir = (dir_ / "cache").string();
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+  void write(const std::string& name, const std::string& text) { std::ofstream(dir_ / name) << text; }
+  fs::path cache_file() const { return dir_ / "cache" / "kallsyms-3f6a1c2e-1111-2222-3333-444455556666.bin"; }
+
+  fs::path dir_;
+  KallsymsSources sources_;
+};
+
+TEST_F(KallsymsCache, SecondLoadComesFromThePrivateCacheWithTheSameAnswers) {
+  Kallsyms first = Kallsyms::load_cached(sources_);
+  EXPECT_FALSE(first.from_cache());
+  ASSERT_TRUE(fs::exists(cache_file()));
+  struct stat st{};
+  ASSERT_EQ(stat(cache_file().c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  ASSERT_EQ(stat((dir_ / "cache").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0700u);
+  ASSERT_NE(first.find(0xffffffffc0b01010), nullptr);
+  EXPECT_EQ(first.find(0xffffffffc0b01010)->name, "bpf_prog_6deef7357e7b4530_handler");
+
+  // The kallsyms file is gone: only the cache can answer now.
+  fs::remove(dir_ / "kallsyms");
+  Kallsyms second = Kallsyms::load_cached(sources_);
+  EXPECT_TRUE(second.from_cache());
+  EXPECT_TRUE(second.has_addresses());
+  for (uint64_t a : {0xffffffff81003010ull, 0xffffffff81002ff4ull, 0xffffffff81002010ull, 0xffffffffc0a01804ull,
+                     0xffffffffc0b00020ull, 0xffffffff81000010ull}) {
+    const KernelSymbol* x = first.find(a);
+    const KernelSymbol* y = second.find(a);
+    ASSERT_NE(x, nullptr) << std::hex << a;
+    ASSERT_NE(y, nullptr) << std::hex << a;
+    EXPECT_EQ(x->name, y->name) << std::hex << a;
+    EXPECT_EQ(x->module, y->module) << std::hex << a;
+    EXPECT_EQ(x->address, y->address) << std::hex << a;
+  }
+  EXPECT_EQ(second.size(), first.size() - 1);  // the BPF program's symbol
+  // Its address is unknown, not nf_hook_slow's (nf_tables ends at +64).
+  EXPECT_EQ(second.find(0xffffffffc0b01010), nullptr);
+  EXPECT_EQ(second.find(0xffffffffc0a02010), nullptr);
+}
+
+TEST_F(KallsymsCache, AnotherModuleSetOrBootIsNotServedFromIt) {
+  Kallsyms::load_cached(sources_);
+  fs::remove(dir_ / "kallsyms");
+  write("modules", "ext4 4096 2 - Live 0xffffffffc0a01000\n");  // nf_tables unloaded
+  EXPECT_THROW(Kallsyms::load_cached(sources_), Error);  // had to read kallsyms again
+  write("modules", "ext4 4096 2 - Live 0xffffffffc0a01000\nnf_tables 64 0 - Live 0xffffffffc0b00000\n");
+  EXPECT_TRUE(Kallsyms::load_cached(sources_).from_cache());
+  write("boot_id", "99999999-1111-2222-3333-444455556666\n");
+  EXPECT_THROW(Kallsyms::load_cached(sources_), Error);
+}
+
+TEST_F(KallsymsCache, AFileOthersCanReadOrADamagedOneIsNotUsed) {
+  Kallsyms::load_cached(sources_);
+  ASSERT_EQ(chmod(cache_file().c_str(), 0644), 0);
+  Kallsyms k = Kallsyms::load_cached(sources_);
+  EXPECT_FALSE(k.from_cache());  // read again, and the cache written afresh (0600)
+  EXPECT_TRUE(Kallsyms::load_cached(sources_).from_cache());
+
+  // Truncated: refused whole.
+  fs::resize_file(cache_file(), fs::file_size(cache_file()) - 3);
+  EXPECT_FALSE(Kallsyms::load_cached(sources_).from_cache());
+  // Garbage of the right size with the right header is refused by its bounds.
+  std::string bytes;
+  {
+    std::ifstream in(cache_file(), std::ios::binary);
+    std::stringstream s;
+    s << in.rdbuf();
+    bytes = s.str();
+  }
+  for (size_t i = 64; i < bytes.size(); ++i) bytes[i] = static_cast<char>(0xff);
+  {
+    std::ofstream out(cache_file(), std::ios::binary | std::ios::trunc);
+    out << bytes;
+  }
+  ASSERT_EQ(chmod(cache_file().c_str(), 0600), 0);
+  EXPECT_FALSE(Kallsyms::load_cached(sources_).from_cache());
+
+  // A cache directory others can write to is not used (nor written).
+  fs::remove_all(dir_ / "cache");
+  fs::create_directories(dir_ / "cache");
+  ASSERT_EQ(chmod((dir_ / "cache").c_str(), 0777), 0);
+  Kallsyms::load_cached(sources_);
+  EXPECT_FALSE(fs::exists(cache_file()));
+}
+
+TEST_F(KallsymsCache, NoCacheDirectoryMeansNoCache) {
+  sources_.cache_dir = "";
+  EXPECT_FALSE(Kallsyms::load_cached(sources_).from_cache());
+  EXPECT_FALSE(Kallsyms::load_cached(sources_).from_cache());
+  EXPECT_FALSE(fs::exists(dir_ / "cache"));
+}
+
 TEST(SymbolizeKernel, NamesFunctionAndModule) {
   Options o;
   o.kallsyms_path = testing::fixture_src("kallsyms.txt");
+  o.kallsyms_cache_dir = "";
   Symbolizer sym(o);
   auto frames = sym.symbolize_kernel(0xffffffffc0a01010);
   ASSERT_EQ(frames.size(), 1u);
@@ -77,6 +217,7 @@ TEST(SymbolizeKernel, NamesFunctionAndModule) {
 TEST(SymbolizeKernel, UnknownCarriesReasonNotBareAddress) {
   Options o;
   o.kallsyms_path = testing::fixture_src("kallsyms_hidden.txt");
+  o.kallsyms_cache_dir = "";
   Symbolizer sym(o);
   auto frames = sym.symbolize_kernel(0xffffffff81000010);
   ASSERT_EQ(frames.size(), 1u);

@@ -1,0 +1,190 @@
+// Kallsyms::load_cached: the kernel symbol table, kept per boot in a cache
+// file (see KallsymsSources in symbolizer.h).
+//
+// File: a header, the entries as they are in memory, the name arena, the
+// module names (NUL-separated, vmlinux's empty one first) and the module
+// extents. Written to a temporary file and renamed, so a reader sees a whole
+// file or none; read back only when its owner, mode, magic, key and every
+// size check out, else the table is read from /proc/kallsyms again.
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include "recording/error.h"
+#include "symbolizer/symbolizer.h"
+
+namespace stackwatch::symbolizer {
+
+namespace {
+
+constexpr char kMagic[8] = {'S', 'W', 'K', 'S', 'Y', 'M', '1', '\0'};
+
+struct CacheHeader {
+  char magic[8];
+  uint64_t key;
+  uint64_t entries;
+  uint64_t names_bytes;
+  uint64_t module_bytes;
+  uint64_t modules;
+  uint32_t padding_name;
+  uint32_t entry_size;
+};
+
+std::string slurp(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return {};
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+uint64_t fnv1a(uint64_t h, std::string_view bytes) {
+  for (unsigned char c : bytes) h = (h ^ c) * 0x100000001b3ull;
+  return h;
+}
+
+// Only ours and only for us: a directory or file anyone else could write
+// would let them choose the names in our stacks.
+bool private_to_us(const struct stat& st, mode_t type) {
+  return (st.st_mode & S_IFMT) == type && st.st_uid == geteuid() && (st.st_mode & 077) == 0;
+}
+
+bool read_exact(int fd, void* out, size_t n) {
+  auto* p = static_cast<char*>(out);
+  while (n > 0) {
+    ssize_t r = ::read(fd, p, n);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) return false;
+    p += r;
+    n -= static_cast<size_t>(r);
+  }
+  return true;
+}
+
+bool write_exact(int fd, const void* data, size_t n) {
+  const auto* p = static_cast<const char*>(data);
+  while (n > 0) {
+    ssize_t w = ::write(fd, p, n);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) return false;
+    p += w;
+    n -= static_cast<size_t>(w);
+  }
+  return true;
+}
+
+// Pseudo-modules whose symbols come and go within a boot.
+bool dynamic_module(std::string_view m) { return m == "bpf" || m.starts_with("__builtin__"); }
+
+}  // namespace
+
+bool Kallsyms::read_cache(const std::string& path, uint64_t key) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) return false;
+  struct Closer {
+    int fd;
+    ~Closer() { ::close(fd); }
+  } closer{fd};
+  struct stat st{};
+  if (fstat(fd, &st) != 0 || !private_to_us(st, S_IFREG)) return false;
+  CacheHeader h{};
+  if (!read_exact(fd, &h, sizeof h) || std::memcmp(h.magic, kMagic, sizeof kMagic) != 0 || h.key != key ||
+      h.entry_size != sizeof(Entry))
+    return false;
+  // Every size against the file's: a truncated or foreign file is refused
+  // before anything is allocated for it.
+  uint64_t body = static_cast<uint64_t>(st.st_size) - sizeof h;
+  if (h.entries > body / sizeof(Entry) || h.names_bytes > body || h.module_bytes > body ||
+      h.modules > body / sizeof(Extent) + 1 ||
+      h.entries * sizeof(Entry) + h.names_bytes + h.module_bytes + h.modules * sizeof(Extent) != body)
+    return false;
+  std::vector<Entry> entries(h.entries);
+  std::string names(h.names_bytes, '\0'), module_blob(h.module_bytes, '\0');
+  std::vector<Extent> extents(h.modules);
+  if (!read_exact(fd, entries.data(), entries.size() * sizeof(Entry)) || !read_exact(fd, names.data(), names.size()) ||
+      !read_exact(fd, module_blob.data(), module_blob.size()) ||
+      !read_exact(fd, extents.data(), extents.size() * sizeof(Extent)))
+    return false;
+  std::vector<std::string> modules;
+  for (size_t at = 0; at < module_blob.size();) {
+    size_t nul = module_blob.find('\0', at);
+    if (nul == std::string::npos) return false;
+    modules.emplace_back(module_blob, at, nul - at);
+    at = nul + 1;
+  }
+  if (modules.size() != h.modules || modules.empty() || (!names.empty() && names.back() != '\0')) return false;
+  for (const Entry& e : entries)
+    if (e.name >= names.size() || e.module >= modules.size()) return false;
+  if (h.padding_name != UINT32_MAX && h.padding_name >= names.size()) return false;
+  entries_ = std::move(entries);
+  names_ = std::move(names);
+  modules_ = std::move(modules);
+  extents_ = std::move(extents);
+  padding_name_ = h.padding_name;
+  has_addresses_ = true;
+  return true;
+}
+
+void Kallsyms::write_cache(const std::string& dir, const std::string& path, uint64_t key) const {
+  if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) return;
+  struct stat st{};
+  if (::lstat(dir.c_str(), &st) != 0 || !private_to_us(st, S_IFDIR)) return;
+  std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd < 0) return;
+  // The dynamic pseudo-modules' entries stay out (their names would be
+  // stale by the next run); their module slots stay, so indices hold.
+  std::vector<Entry> kept;
+  kept.reserve(entries_.size());
+  for (const Entry& e : entries_)
+    if (!dynamic_module(modules_[e.module])) kept.push_back(e);
+  std::string module_blob;
+  for (const std::string& m : modules_) module_blob.append(m).push_back('\0');
+  std::vector<Extent> extents = extents_;
+  extents.resize(modules_.size());
+  CacheHeader h{};
+  std::memcpy(h.magic, kMagic, sizeof kMagic);
+  h.key = key;
+  h.entries = kept.size();
+  h.names_bytes = names_.size();
+  h.module_bytes = module_blob.size();
+  h.modules = modules_.size();
+  h.padding_name = padding_name_;
+  h.entry_size = sizeof(Entry);
+  bool ok = write_exact(fd, &h, sizeof h) && write_exact(fd, kept.data(), kept.size() * sizeof(Entry)) &&
+            write_exact(fd, names_.data(), names_.size()) && write_exact(fd, module_blob.data(), module_blob.size()) &&
+            write_exact(fd, extents.data(), extents.size() * sizeof(Extent));
+  ok = ::close(fd) == 0 && ok;
+  if (!ok || ::rename(tmp.c_str(), path.c_str()) != 0) ::unlink(tmp.c_str());
+}
+
+Kallsyms Kallsyms::load_cached(const KallsymsSources& sources) {
+  std::string modules_text = slurp(sources.modules);
+  std::string cache_path;
+  uint64_t key = 0;
+  if (!sources.cache_dir.empty()) {
+    std::string boot_id = slurp(sources.boot_id);
+    while (!boot_id.empty() && (boot_id.back() == '\n' || boot_id.back() == ' ')) boot_id.pop_back();
+    // Without a boot id nothing says when the kernel changed: no cache.
+    if (!boot_id.empty() && boot_id.find('/') == std::string::npos) {
+      key = fnv1a(fnv1a(fnv1a(0xcbf29ce484222325ull, sources.kallsyms), std::string_view("\0", 1)), modules_text);
+      cache_path = sources.cache_dir + "/kallsyms-" + boot_id + ".bin";
+      Kallsyms cached;
+      if (cached.read_cache(cache_path, key)) {
+        cached.from_cache_ = true;
+        return cached;
+      }
+    }
+  }
+  Kallsyms k = load(sources.kallsyms);
+  k.set_module_extents(modules_text);
+  if (!cache_path.empty() && k.has_addresses_) k.write_cache(sources.cache_dir, cache_path, key);
+  return k;
+}
+
+}  // namespace stackwatch::symbolizer
