@@ -143,7 +143,12 @@ TEST(UnwinderModuleCfi, LazyRowsEqualEagerRowsAndCompileOnlyWhatIsAsked) {
     uint64_t address = expected.start + rng() % expected.length;
     const CfiRow* got = lazy->find(address);
     ASSERT_NE(got, nullptr) << std::hex << address;
-    EXPECT_TRUE(got->same_rules(expected)) << std::hex << address;
+    EXPECT_TRUE(got->same_rules(expected)) << std::hex << address << " lazy [" << got->start << "," << got->end()
+                                           << ") cfa " << int(got->cfa_rule) << "/" << int(got->cfa_reg) << "+"
+                                           << got->cfa_offset << " bp " << int(got->bp_rule) << " eager ["
+                                           << expected.start << "," << expected.end() << ") cfa "
+                                           << int(expected.cfa_rule) << "/" << int(expected.cfa_reg) << "+"
+                                           << expected.cfa_offset << " bp " << int(expected.bp_rule);
     EXPECT_TRUE(got->start <= address && address < got->end());
     // Just past a row whose end is a gap in the eager table: a gap lazily too.
     uint64_t after = expected.end();
@@ -155,6 +160,27 @@ TEST(UnwinderModuleCfi, LazyRowsEqualEagerRowsAndCompileOnlyWhatIsAsked) {
   EXPECT_EQ(lazy->lazy_stats()->fdes(), eager->stats().fdes);
   EXPECT_LE(lazy->lazy_stats()->compiled_fdes(), static_cast<size_t>(2 * kLookups));
   EXPECT_LT(lazy->lazy_stats()->compiled_fdes(), eager->stats().fdes / 4);
+}
+
+// Every row of libc, asked from the last to the first: each later row of an
+// FDE is compiled before the earlier ones, which is where libdw reports a
+// wrong start after DW_CFA_restore_state (an epilogue's remembered state).
+TEST(UnwinderModuleCfi, LazyRowsAskedBackwardsEqualEagerRows) {
+  const char* libc = "/lib/x86_64-linux-gnu/libc.so.6";
+  auto eager = compile(libc);
+  ASSERT_NE(eager, nullptr);
+  auto lazy = ModuleCfi::build_lazy(ElfFile::from_fd(open(libc, O_RDONLY | O_CLOEXEC), false), "");
+  const std::vector<CfiRow>& rows = eager->table().rows();
+  size_t wrong = 0;
+  for (size_t i = rows.size(); i-- > 0;) {
+    for (uint64_t address : {rows[i].end() - 1, rows[i].start}) {
+      const CfiRow* got = lazy->find(address);
+      if (got == nullptr || !got->same_rules(rows[i]) || address < got->start || address >= got->end()) {
+        if (wrong++ < 5) ADD_FAILURE() << std::hex << address;
+      }
+    }
+  }
+  EXPECT_EQ(wrong, 0u) << "of " << 2 * rows.size() << " lookups";
 }
 
 }  // namespace
