@@ -7,10 +7,14 @@
 // file or none; read back only when its owner, mode, magic, key and every
 // size check out, else the table is read from /proc/kallsyms again.
 #include <fcntl.h>
+#include <linux/bpf.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -81,7 +85,63 @@ bool write_exact(int fd, const void* data, size_t n) {
 // Pseudo-modules whose symbols come and go within a boot.
 bool dynamic_module(std::string_view m) { return m == "bpf" || m.starts_with("__builtin__"); }
 
+long bpf_call(int cmd, bpf_attr& attr) { return ::syscall(__NR_bpf, cmd, &attr, sizeof attr); }
+
 }  // namespace
+
+void Kallsyms::add_bpf_programs() {
+  // The cache left the BPF programs out (they come and go): their JIT images
+  // now, from the kernel's own list, named as /proc/kallsyms names them
+  // ("bpf_prog_<tag>_<name>"). Without CAP_SYS_ADMIN, or with
+  // kptr_restrict hiding addresses, there are none: their frames are unknown.
+  auto bpf = std::find(modules_.begin(), modules_.end(), "bpf");
+  if (bpf == modules_.end()) bpf = modules_.insert(modules_.end(), "bpf");
+  uint32_t module = static_cast<uint32_t>(bpf - modules_.begin());
+  std::vector<Entry> added;
+  for (uint32_t id = 0;;) {
+    bpf_attr attr{};
+    attr.start_id = id;
+    if (bpf_call(BPF_PROG_GET_NEXT_ID, attr) != 0) break;
+    id = attr.next_id;
+    attr = {};
+    attr.prog_id = id;
+    int fd = static_cast<int>(bpf_call(BPF_PROG_GET_FD_BY_ID, attr));
+    if (fd < 0) continue;
+    bpf_prog_info info{};
+    attr = {};
+    attr.info.bpf_fd = static_cast<uint32_t>(fd);
+    attr.info.info_len = sizeof info;
+    attr.info.info = reinterpret_cast<uint64_t>(&info);
+    std::vector<uint64_t> ksyms;
+    if (bpf_call(BPF_OBJ_GET_INFO_BY_FD, attr) == 0 && info.nr_jited_ksyms > 0 && info.nr_jited_ksyms <= 4096) {
+      ksyms.resize(info.nr_jited_ksyms);
+      char name[BPF_OBJ_NAME_LEN + 1] = {};
+      std::memcpy(name, info.name, BPF_OBJ_NAME_LEN);
+      char tag[2 * BPF_TAG_SIZE + 1] = {};
+      for (int i = 0; i < BPF_TAG_SIZE; ++i) std::snprintf(tag + 2 * i, 3, "%02x", info.tag[i]);
+      bpf_prog_info again{};
+      again.nr_jited_ksyms = info.nr_jited_ksyms;
+      again.jited_ksyms = reinterpret_cast<uint64_t>(ksyms.data());
+      attr = {};
+      attr.info.bpf_fd = static_cast<uint32_t>(fd);
+      attr.info.info_len = sizeof again;
+      attr.info.info = reinterpret_cast<uint64_t>(&again);
+      if (bpf_call(BPF_OBJ_GET_INFO_BY_FD, attr) == 0) {
+        uint32_t offset = static_cast<uint32_t>(names_.size());
+        names_.append("bpf_prog_").append(tag).append(name[0] ? "_" : "").append(name).push_back('\0');
+        for (uint64_t address : ksyms)
+          if (address != 0) added.push_back({address, offset, module});
+      }
+    }
+    ::close(fd);
+  }
+  if (added.empty()) return;
+  std::sort(added.begin(), added.end(), [](const Entry& a, const Entry& b) { return a.address < b.address; });
+  size_t middle = entries_.size();
+  entries_.insert(entries_.end(), added.begin(), added.end());
+  std::inplace_merge(entries_.begin(), entries_.begin() + static_cast<std::ptrdiff_t>(middle), entries_.end(),
+                     [](const Entry& a, const Entry& b) { return a.address < b.address; });
+}
 
 bool Kallsyms::read_cache(const std::string& path, uint64_t key) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
@@ -177,6 +237,7 @@ Kallsyms Kallsyms::load_cached(const KallsymsSources& sources) {
       Kallsyms cached;
       if (cached.read_cache(cache_path, key)) {
         cached.from_cache_ = true;
+        if (sources.bpf_programs) cached.add_bpf_programs();
         return cached;
       }
     }

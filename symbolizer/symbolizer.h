@@ -82,10 +82,11 @@ struct KernelSymbol {
 // lines plus their parsing, the largest part of a short recording's start;
 // the cache reads back in about a millisecond. It is valid for the boot
 // (boot_id in its name) and the set of loaded modules (a hash of
-// /proc/modules, addresses included); BPF programs' and ftrace trampolines'
-// symbols come and go, so they are not cached: on a cache hit their
-// addresses are unknown (module extents keep them from borrowing a module
-// function's name).
+// /proc/modules, addresses included). BPF programs' and ftrace trampolines'
+// symbols come and go, so they are not cached: on a cache hit the BPF
+// programs loaded now are listed from the kernel (bpf(2), as root), and
+// ftrace trampolines are unknown (module extents keep them from borrowing a
+// module function's name).
 struct KallsymsSources {
   std::string kallsyms = "/proc/kallsyms";
   std::string modules = "/proc/modules";
@@ -94,6 +95,8 @@ struct KallsymsSources {
   // The directory is made 0700 and must belong to this user with no group or
   // other access, and so must the file, or the cache is not used.
   std::string cache_dir = "/run/stackwatch";
+  // On a cache hit, the BPF programs loaded now (from bpf(2)).
+  bool bpf_programs = true;
 };
 
 class Kallsyms {
@@ -130,6 +133,7 @@ class Kallsyms {
   void add_line(std::string_view line);
   void finish();
   bool read_cache(const std::string& path, uint64_t key);
+  void add_bpf_programs();
   void write_cache(const std::string& dir, const std::string& path, uint64_t key) const;
 
   std::vector<Entry> entries_;

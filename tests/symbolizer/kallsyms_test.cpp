@@ -2,9 +2,12 @@
 // symbolization through Symbolizer with a fake kallsyms file.
 #include <gtest/gtest.h>
 
+#include <linux/bpf.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -103,6 +106,7 @@ class KallsymsCache : public ::testing::Test {
     sources_.modules = (dir_ / "modules").string();
     sources_.boot_id = (dir_ / "boot_id").string();
     sources_.cache_dir = (dir_ / "cache").string();
+    sources_.bpf_programs = false;  // the machine's own programs would land among the fake modules
   }
   void TearDown() override { fs::remove_all(dir_); }
   void write(const std::string& name, const std::string& text) { std::ofstream(dir_ / name) << text; }
@@ -188,6 +192,46 @@ TEST_F(KallsymsCache, AFileOthersCanReadOrADamagedOneIsNotUsed) {
   ASSERT_EQ(chmod((dir_ / "cache").c_str(), 0777), 0);
   Kallsyms::load_cached(sources_);
   EXPECT_FALSE(fs::exists(cache_file()));
+}
+
+// A cache hit lists the BPF programs loaded now from the kernel, so the
+// tracing programs on top of a kernel stack keep their names (stackwatch
+// strips them by name). Loads a two-instruction socket filter (root).
+TEST_F(KallsymsCache, AHitNamesTheBpfProgramsLoadedNow) {
+  if (geteuid() != 0) GTEST_SKIP() << "loading a BPF program needs root (CI runs as root)";
+  sources_.bpf_programs = true;
+  Kallsyms::load_cached(sources_);  // the cache, written before the program exists
+  bpf_insn insns[2] = {};
+  insns[0].code = BPF_ALU64 | BPF_MOV | BPF_K;  // r0 = 0
+  insns[0].dst_reg = BPF_REG_0;
+  insns[1].code = BPF_JMP | BPF_EXIT;
+  const char license[] = "GPL";
+  bpf_attr attr{};
+  attr.prog_type = BPF_PROG_TYPE_SOCKET_FILTER;
+  attr.insns = reinterpret_cast<uint64_t>(insns);
+  attr.insn_cnt = 2;
+  attr.license = reinterpret_cast<uint64_t>(license);
+  std::strncpy(attr.prog_name, "sw_test_prog", sizeof attr.prog_name - 1);
+  int fd = static_cast<int>(syscall(__NR_bpf, BPF_PROG_LOAD, &attr, sizeof attr));
+  ASSERT_GE(fd, 0) << std::strerror(errno);
+  uint64_t ksym = 0;
+  bpf_prog_info info{};
+  info.nr_jited_ksyms = 1;
+  info.jited_ksyms = reinterpret_cast<uint64_t>(&ksym);
+  attr = {};
+  attr.info.bpf_fd = static_cast<uint32_t>(fd);
+  attr.info.info_len = sizeof info;
+  attr.info.info = reinterpret_cast<uint64_t>(&info);
+  ASSERT_EQ(syscall(__NR_bpf, BPF_OBJ_GET_INFO_BY_FD, &attr, sizeof attr), 0);
+  ASSERT_NE(ksym, 0u) << "no JIT (net.core.bpf_jit_enable=0?)";
+  Kallsyms k = Kallsyms::load_cached(sources_);
+  ::close(fd);
+  EXPECT_TRUE(k.from_cache());
+  const KernelSymbol* s = k.find(ksym + 4);
+  ASSERT_NE(s, nullptr);
+  EXPECT_TRUE(s->name.starts_with("bpf_prog_")) << s->name;
+  EXPECT_TRUE(s->name.ends_with("_sw_test_prog")) << s->name;
+  EXPECT_EQ(s->module, "bpf");
 }
 
 TEST_F(KallsymsCache, NoCacheDirectoryMeansNoCache) {
