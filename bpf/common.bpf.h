@@ -56,6 +56,20 @@ static __always_inline void count_drop(void *drops, __u32 reason) {
   if (v) *v += 1; /* per-CPU array: no atomics needed */
 }
 
+/* The value at key in a hash map, inserted as *init when absent (another
+ * CPU may insert it first: then that one); NULL, counted as drop_reason in
+ * drops, when the map is full. */
+static __always_inline void *lookup_or_insert(void *map, const void *key, const void *init, void *drops,
+                                              __u32 drop_reason) {
+  void *v = bpf_map_lookup_elem(map, key);
+  if (v) return v;
+  if (bpf_map_update_elem(map, key, init, BPF_NOEXIST) != 0 && !bpf_map_lookup_elem(map, key)) {
+    count_drop(drops, drop_reason);
+    return NULL;
+  }
+  return bpf_map_lookup_elem(map, key);
+}
+
 static __always_inline void emit_proc_event(void *drops, __u32 type, __u32 tgid, __u32 tid,
                                             __u32 parent_tgid, struct task_struct *task) {
   struct sw_proc_event *e = bpf_ringbuf_reserve(&proc_events, sizeof(*e), 0);

@@ -122,17 +122,9 @@ static __always_inline void end_syscall_stretch(struct sw_lat_thread *t, __u64 n
     if (probe == last_probe) continue; /* recursion: once per function */
     last_probe = probe;
     struct sw_lat_syscall_key key = {.probe_id = probe, .nr = t->sys_nr};
-    struct sw_lat_syscall_value *v = bpf_map_lookup_elem(&lat_syscalls, &key);
-    if (!v) {
-      struct sw_lat_syscall_value init = {};
-      if (bpf_map_update_elem(&lat_syscalls, &key, &init, BPF_NOEXIST) != 0 &&
-          !bpf_map_lookup_elem(&lat_syscalls, &key)) {
-        count_drop(&lat_drops, SW_LAT_DROP_SYSCALLS_FULL);
-        continue;
-      }
-      v = bpf_map_lookup_elem(&lat_syscalls, &key);
-      if (!v) continue;
-    }
+    struct sw_lat_syscall_value init = {};
+    struct sw_lat_syscall_value *v = lookup_or_insert(&lat_syscalls, &key, &init, &lat_drops, SW_LAT_DROP_SYSCALLS_FULL);
+    if (!v) continue;
     __sync_fetch_and_add(&v->ns, delta);
     if (exiting) __sync_fetch_and_add(&v->calls, 1);
   }
@@ -148,12 +140,7 @@ int lat_entry(struct pt_regs *ctx) {
     __u32 zero = 0;
     struct sw_lat_thread *z = bpf_map_lookup_elem(&lat_zero, &zero);
     if (!z) return 0;
-    if (bpf_map_update_elem(&lat_threads, &tid, z, BPF_NOEXIST) != 0 &&
-        !bpf_map_lookup_elem(&lat_threads, &tid)) {
-      count_drop(&lat_drops, SW_LAT_DROP_THREADS_FULL);
-      return 0;
-    }
-    t = bpf_map_lookup_elem(&lat_threads, &tid);
+    t = lookup_or_insert(&lat_threads, &tid, z, &lat_drops, SW_LAT_DROP_THREADS_FULL);
     if (!t) return 0;
   }
   __u32 d = t->depth;
@@ -270,17 +257,9 @@ int BPF_PROG(lat_switch, bool preempt, struct task_struct *prev, struct task_str
     if (f->probe_id == last_probe) continue; /* recursion: once per function */
     last_probe = f->probe_id;
     struct sw_lat_block_key key = {.probe_id = f->probe_id, .kernel_stack_id = t->off_stack_id, .state = t->off_state};
-    struct sw_lat_block_value *v = bpf_map_lookup_elem(&lat_blocked, &key);
-    if (!v) {
-      struct sw_lat_block_value init = {};
-      if (bpf_map_update_elem(&lat_blocked, &key, &init, BPF_NOEXIST) != 0 &&
-          !bpf_map_lookup_elem(&lat_blocked, &key)) {
-        count_drop(&lat_drops, SW_LAT_DROP_BLOCKED_FULL);
-        continue;
-      }
-      v = bpf_map_lookup_elem(&lat_blocked, &key);
-      if (!v) continue;
-    }
+    struct sw_lat_block_value init = {};
+    struct sw_lat_block_value *v = lookup_or_insert(&lat_blocked, &key, &init, &lat_drops, SW_LAT_DROP_BLOCKED_FULL);
+    if (!v) continue;
     __sync_fetch_and_add(&v->ns, delta);
     __sync_fetch_and_add(&v->events, 1);
   }

@@ -125,6 +125,18 @@ struct Verdict {
 // spent 45% blocked and 50% on CPU in ext4 and the block layer.
 constexpr double kBlockedShareOfSyscallTime = 0.25;
 
+// What blocked time waited on: the heaviest kind of kernel path, else the
+// task state alone (uninterruptible sleep is mostly disk I/O).
+void name_blocking(const TimeSplit& t, const std::vector<BlockedWeight>& paths, Verdict& v) {
+  v.state = dominant_state(t.by_state);
+  BlockedWeight b = heaviest(paths);
+  v.path = b.path;
+  if (b.weight > 0)
+    v.category = b.category;
+  else
+    v.category = v.state == OffCpuState::kUninterruptible ? CauseCategory::kDiskIo : CauseCategory::kOtherWait;
+}
+
 Verdict judge(const TimeSplit& t, const std::vector<BlockedWeight>& paths) {
   Verdict v;
   double total = t.on + t.sleeping + t.runqueue;
@@ -141,13 +153,7 @@ Verdict judge(const TimeSplit& t, const std::vector<BlockedWeight>& paths) {
     v.kernel_cpu_share = t.on_in_syscalls / total;
     v.syscalls = t.syscalls;
     if (t.sleeping >= kBlockedShareOfSyscallTime * in_kernel) {
-      v.state = dominant_state(t.by_state);
-      BlockedWeight b = heaviest(paths);
-      v.path = b.path;
-      if (b.weight > 0)
-        v.category = b.category;
-      else
-        v.category = v.state == OffCpuState::kUninterruptible ? CauseCategory::kDiskIo : CauseCategory::kOtherWait;
+      name_blocking(t, paths, v);
     } else {
       v.category = CauseCategory::kCpuBound;
     }
@@ -167,13 +173,7 @@ Verdict judge(const TimeSplit& t, const std::vector<BlockedWeight>& paths) {
     v.state = OffCpuState::kRunning;
   } else {
     v.share = t.sleeping / total;
-    v.state = dominant_state(t.by_state);
-    BlockedWeight b = heaviest(paths);
-    v.path = b.path;
-    if (b.weight > 0)
-      v.category = b.category;
-    else
-      v.category = v.state == OffCpuState::kUninterruptible ? CauseCategory::kDiskIo : CauseCategory::kOtherWait;
+    name_blocking(t, paths, v);
   }
   return v;
 }
