@@ -264,6 +264,39 @@ static __always_inline void add_call(void *ctx, void *counts, void *stacks, __u3
   add_to(counts, &key, bytes, ns, NULL);
 }
 
+/* DWARF mode: the call goes to user space with a copy of the caller's
+ * stack, to be unwound there (complete without frame pointers) and counted
+ * under that stack. False when the copy ring is full: the call is then
+ * counted here under its frame-pointer stack (and the full ring counted),
+ * so no call is lost, only its outer frames. Each copy costs the calling
+ * thread ~2 us; the ring's size bounds how many calls a second get one. */
+static __always_inline bool send_copy(__u32 tgid, __u32 tid, const struct io_call *call, __u64 bytes, __u64 ns) {
+  struct sw_stack_sample *e = bpf_ringbuf_reserve(&stack_samples, sizeof(*e), 0);
+  if (!e) {
+    count_drop(&io_drops, SW_DROP_COPY_FALLBACK);
+    return false;
+  }
+  struct task_struct *task = bpf_get_current_task_btf();
+  e->tgid = tgid;
+  e->tid = tid;
+  e->kind = SW_KIND_IO;
+  e->state = 0;
+  e->off_ns = 0;
+  e->kernel_stack_id = -EFAULT;
+  e->kernel_depth = 0;
+  e->user_stack_id = -1;
+  e->nblocks = 0;
+  e->io_bytes = bytes;
+  e->io_ns = ns;
+  e->io_op = call->op;
+  e->io_fd_kind = call->fd_kind;
+  bpf_get_current_comm(&e->comm, sizeof(e->comm));
+  BPF_CORE_READ_STR_INTO(&e->process_comm, task, group_leader, comm);
+  copy_user_stack(e);
+  bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
+  return true;
+}
+
 SEC("tp_btf/sys_enter")
 int BPF_PROG(io_sys_enter, struct pt_regs *regs, long nr) {
   int op = op_of_syscall(nr);
@@ -296,6 +329,7 @@ int BPF_PROG(io_sys_exit, struct pt_regs *regs, long ret) {
   __u64 bytes = ret > 0 && call.op != SW_IO_FSYNC && call.op != SW_IO_FDATASYNC ? (__u64)ret : 0;
   __u32 tgid = id >> 32;
   note_seen(&io_drops, tgid, tid);
+  if (copy_user_stacks && send_copy(tgid, tid, &call, bytes, ns)) return 0;
   __u64 caller = frameless_caller(regs->ip, regs->sp);
   if (active_buffer == 0)
     add_call(ctx, &io_counts0, &io_stacks0, tgid, tid, &call, bytes, ns, caller);

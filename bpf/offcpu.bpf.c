@@ -248,7 +248,7 @@ int BPF_PROG(off_cpu_sys_exit, struct pt_regs *regs, long ret) {
   if (!p) return 0;
   struct sw_stack_sample *e = bpf_ringbuf_reserve(&stack_samples, sizeof(*e), 0);
   if (!e) {
-    count_drop(&offcpu_drops, SW_DROP_EVENTS_FULL);
+    count_drop(&offcpu_drops, SW_DROP_COPY_FALLBACK);
     flush_pending(tid); /* keep the time, with the frame-pointer stacks */
     return 0;
   }

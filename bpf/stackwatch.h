@@ -36,6 +36,7 @@ enum sw_task_state {
 enum sw_stack_kind {
   SW_KIND_ON_CPU = 0,
   SW_KIND_OFF_CPU = 1,
+  SW_KIND_IO = 2, /* an I/O system call (bpf/io.bpf.c): one call, its io_* fields */
 };
 
 /* The in-kernel aggregation key: one entry per (thread, stacks, state). */
@@ -62,7 +63,11 @@ enum sw_drop_reason {
   SW_DROP_COUNTS_FULL = 3,  /* the counts hash is full: the sample is lost */
   SW_DROP_EVENTS_FULL = 4,  /* the process-event ring buffer was full */
   SW_DROP_OTHER = 5,
-  SW_DROP_MAX = 6,
+  /* DWARF mode: the stack-copy ring was full, so the event was counted in
+   * the kernel under its frame-pointer stack instead (kept, but its outer
+   * frames may be missing in code without frame pointers) */
+  SW_DROP_COPY_FALLBACK = 6,
+  SW_DROP_MAX = 7,
 };
 
 enum sw_proc_event_type {
@@ -118,6 +123,10 @@ struct sw_stack_sample {
   __u32 stack_len;       /* bytes valid in stack[] */
   __u32 nblocks;         /* off-CPU: the blocks this user stack belongs to */
   __u32 pad;
+  __u64 io_bytes;        /* I/O: bytes the call moved */
+  __u64 io_ns;           /* I/O: time in the call */
+  __u32 io_op;           /* I/O: enum sw_io_op (bpf/io.h) */
+  __u32 io_fd_kind;      /* I/O: enum sw_io_fd_kind */
   struct sw_off_block blocks[SW_MAX_PENDING_BLOCKS];
   __u8 stack[SW_USER_STACK_BYTES];
 };

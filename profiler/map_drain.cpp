@@ -38,12 +38,14 @@ DropCounters read_drop_counters(int map_fd, DropCounters& previous) {
   now.stack_map_full = totals[SW_DROP_STACK_MAP_FULL];
   now.counts_map_full = totals[SW_DROP_COUNTS_FULL];
   now.other = totals[SW_DROP_EVENTS_FULL] + totals[SW_DROP_OTHER];
+  now.copy_ring_full = totals[SW_DROP_COPY_FALLBACK];
   DropCounters delta;
   delta.kernel_stack_errors = now.kernel_stack_errors - previous.kernel_stack_errors;
   delta.user_stack_errors = now.user_stack_errors - previous.user_stack_errors;
   delta.stack_map_full = now.stack_map_full - previous.stack_map_full;
   delta.counts_map_full = now.counts_map_full - previous.counts_map_full;
   delta.other = now.other - previous.other;
+  delta.copy_ring_full = now.copy_ring_full - previous.copy_ring_full;
   previous = now;
   return delta;
 }

@@ -28,6 +28,7 @@ struct RawStack {
   uint64_t bytes = 0;
   uint64_t latency_ns = 0;
   std::string detail;
+  bool unwound = false;  // DWARF mode: from a stack copy, unwound with CFI
 };
 
 // Entries for a BPF stack map that must hold about `stacks` distinct stacks

@@ -1,6 +1,7 @@
 # The record command: BPF loading, draining, process tracking, outputs.
 add_library(stackwatch_profiler STATIC
   command_launcher.cpp
+  copy_fallback.cpp
   libbpf_logger.cpp
   live_localizer.cpp
   baseline_history.cpp

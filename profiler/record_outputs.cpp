@@ -71,6 +71,9 @@ void print_interval(std::FILE* out, const Interval& interval, unsigned top, doub
                  static_cast<unsigned long long>(d.kernel_stack_errors),
                  static_cast<unsigned long long>(d.user_stack_errors),
                  static_cast<unsigned long long>(d.stack_map_full));
+  if (d.copy_ring_full)
+    std::fprintf(out, "; %llu events found the stack-copy ring full (kept, with frame-pointer stacks)",
+                 static_cast<unsigned long long>(d.copy_ring_full));
   std::fprintf(out, "\n");
 
   for (StackKind kind : {StackKind::kOnCpu, StackKind::kOffCpu}) {

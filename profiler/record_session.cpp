@@ -27,6 +27,7 @@
 #include "localize/json_lines.h"
 #include "profiler/process_series_writer.h"
 #include "profiler/offcpu_sampler.h"
+#include "profiler/copy_fallback.h"
 #include "profiler/io_sampler.h"
 #include "profiler/memory_sampler.h"
 #include "localize/memory_growth.h"
@@ -120,6 +121,7 @@ int run_record(RecordOptions options) {
   // whole ring ends up resident, mapped twice: keep it small), and at least
   // 8 MiB when off-CPU copies share it (a busy machine ends hundreds of
   // blocks in 100 ms); 1 MiB at least otherwise. A full ring is counted.
+  // (I/O calls have a ring of their own: IoSampler.)
   if (options.dwarf) {
     double per_quarter_second =
         options.hz * 0.25 * static_cast<double>(online_cpus().size()) * sizeof(sw_stack_sample);
@@ -163,11 +165,13 @@ int run_record(RecordOptions options) {
     IoSampler::Options o;
     o.filter_targets = filter;
     o.max_stacks = options.max_stacks;
+    o.copy_user_stacks = options.dwarf;
     io = std::make_unique<IoSampler>(o, tracker);
   }
   std::unique_ptr<StackCopies> copies;
   if (options.dwarf)
     copies = std::make_unique<StackCopies>(tracker.stack_samples_fd(), offcpu.get(), symbolizer);
+  if (copies && io) copies->add_ring(io->stack_copies_fd());
   UnwindReport unwind_totals;
   for (uint32_t pid : options.pids) tracker.add_target(pid);
   // The cgroup's members, kept in the pid filter; processes they start are
@@ -294,6 +298,7 @@ int run_record(RecordOptions options) {
     if (copies) {
       copies->consume();  // after the flips: every copy taken before them is in the ring
       for (RawStack& r : copies->take()) raw.push_back(std::move(r));
+      if (io) attribute_copy_fallbacks(raw);
       UnwindReport u = copies->take_report();
       unwind_totals.stacks += u.stacks;
       unwind_totals.complete += u.complete;

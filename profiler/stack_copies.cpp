@@ -3,9 +3,11 @@
 
 #include <bpf/bpf.h>
 
+#include <cerrno>
 #include <cstring>
 
 #include "bpf/stackwatch.h"
+#include "profiler/io_sampler.h"
 #include "profiler/offcpu_sampler.h"
 #include "profiler/stack_totals.h"  // process_exists
 
@@ -20,6 +22,11 @@ StackCopies::StackCopies(int ring_fd, const OffCpuSampler* offcpu, symbolizer::S
 }
 
 StackCopies::~StackCopies() = default;
+
+void StackCopies::add_ring(int ring_fd) {
+  if (int err = ring_buffer__add(ring_.get(), ring_fd, &StackCopies::on_sample, this); err)
+    throw_bpf_error("cannot set up a stack-copy ring buffer", -err);
+}
 
 void StackCopies::consume() { ring_buffer__consume(ring_.get()); }
 
@@ -60,6 +67,15 @@ void StackCopies::handle(const sw_stack_sample& s) {
   std::memcpy(raw.key.comm, s.comm, sizeof raw.key.comm);
   std::memcpy(raw.value.process_comm, s.process_comm, sizeof raw.value.process_comm);
   raw.user_ips = result_.ips;
+  raw.unwound = true;
+  if (s.kind == SW_KIND_IO) {
+    // One system call: its kernel stack would only be the exit path.
+    raw.kind = StackKind::kIo;
+    raw.key.kernel_stack_id = -EFAULT;
+    raw.detail = io_detail(s.io_op, s.io_fd_kind);
+    add(std::move(raw), s.io_ns, s.io_bytes);
+    return;
+  }
   if (s.kind != SW_KIND_OFF_CPU) {
     raw.kind = StackKind::kOnCpu;
     raw.key.kernel_stack_id = -1;
@@ -80,7 +96,7 @@ void StackCopies::handle(const sw_stack_sample& s) {
   }
 }
 
-void StackCopies::add(RawStack raw, uint64_t off_ns) {
+void StackCopies::add(RawStack raw, uint64_t ns, uint64_t bytes) {
   // Aggregate like the kernel does: thread, state, comm and both stacks.
   std::string key;
   key.reserve(64 + 8 * (raw.kernel_ips.size() + raw.user_ips.size()));
@@ -89,12 +105,20 @@ void StackCopies::add(RawStack raw, uint64_t off_ns) {
   key.push_back(static_cast<char>(raw.kind));
   key.append(raw.key.comm, strnlen(raw.key.comm, sizeof raw.key.comm));
   key.push_back('\0');
+  key.append(raw.detail);
+  key.push_back('\0');
   key.append(reinterpret_cast<const char*>(raw.kernel_ips.data()), raw.kernel_ips.size() * 8);
   key.push_back('|');
   key.append(reinterpret_cast<const char*>(raw.user_ips.data()), raw.user_ips.size() * 8);
   auto [it, inserted] = pending_.try_emplace(std::move(key), std::move(raw));
-  it->second.value.count += 1;
-  it->second.value.total_ns += off_ns;
+  RawStack& sum = it->second;
+  sum.value.count += 1;
+  if (sum.kind == StackKind::kIo) {
+    sum.latency_ns += ns;
+    sum.bytes += bytes;
+  } else {
+    sum.value.total_ns += ns;
+  }
 }
 
 const std::vector<symbolizer::Mapping>& StackCopies::mappings_of(uint32_t tgid) {

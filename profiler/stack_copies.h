@@ -39,7 +39,9 @@ class StackCopies {
   StackCopies(const StackCopies&) = delete;
   StackCopies& operator=(const StackCopies&) = delete;
 
-  // Unwinds everything in the ring buffer now.
+  // Also consumes this ring of copies (another program's, e.g. I/O calls).
+  void add_ring(int ring_fd);
+  // Unwinds everything in the ring buffers now.
   void consume();
   // Everything aggregated since the last call (after a final consume()).
   std::vector<RawStack> take();
@@ -53,7 +55,9 @@ class StackCopies {
  private:
   static int on_sample(void* ctx, void* data, size_t size);
   void handle(const struct sw_stack_sample& s);
-  void add(RawStack raw, uint64_t off_ns);
+  // Counts one event under raw's stack: ns is off-CPU time, or an I/O
+  // call's time (with its bytes).
+  void add(RawStack raw, uint64_t ns, uint64_t bytes = 0);
   // The symbolizer's snapshot of tgid's mappings, copied once per interval.
   const std::vector<symbolizer::Mapping>& mappings_of(uint32_t tgid);
 

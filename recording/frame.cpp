@@ -59,6 +59,7 @@ DropCounters& DropCounters::operator+=(const DropCounters& o) {
   stack_map_full += o.stack_map_full;
   counts_map_full += o.counts_map_full;
   other += o.other;
+  copy_ring_full += o.copy_ring_full;
   return *this;
 }
 

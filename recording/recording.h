@@ -97,6 +97,11 @@ struct DropCounters {
   uint64_t stack_map_full = 0;       // -EEXIST (hash collision) / -ENOMEM from the stack map
   uint64_t counts_map_full = 0;      // the aggregation hash was full: samples lost
   uint64_t other = 0;                // ring buffer full and the like: samples lost
+  // DWARF mode: the stack-copy ring was full, so the event was counted with
+  // its frame-pointer stack instead. Not a drop (not in total()): the event
+  // is kept; an off-CPU block's outer frames may be missing, an I/O call is
+  // given to the copied stacks it shares its innermost frames with.
+  uint64_t copy_ring_full = 0;
 
   uint64_t total() const {
     return kernel_stack_errors + user_stack_errors + stack_map_full + counts_map_full + other;

@@ -95,6 +95,7 @@ static json drops_to_json(const DropCounters& d) {
           {"stack_map_full", d.stack_map_full},
           {"counts_map_full", d.counts_map_full},
           {"other", d.other},
+          {"stack_copy_ring_full", d.copy_ring_full},
           {"total", d.total()}};
 }
 
@@ -416,6 +417,7 @@ std::vector<StackSample> stacks_from_json(const json& doc, StacksFileMeta* meta)
           meta->drops.stack_map_full = u64_field(d, "stack_map_full");
           meta->drops.counts_map_full = u64_field(d, "counts_map_full");
           meta->drops.other = u64_field(d, "other");
+          meta->drops.copy_ring_full = u64_field(d, "stack_copy_ring_full");
         }
       }
       continue;

@@ -160,6 +160,76 @@ TEST(Io, CallersOfLibcWrappersAreOnTheStack) {
   EXPECT_EQ(all_writes, 16 * kMiB);
 }
 
+// The libc scenario built without frame pointers. In DWARF mode (the
+// default) each call's stack is copied and unwound with CFI: main is above
+// every caller of the wrappers. The frame-pointer walk of the same program
+// stops in the wrapper's caller (recovered from the wrapper's CFI) and
+// loses main: that the fixture lacks frame pointers is checked too.
+TEST(Io, DwarfStacksAreWholeWithoutFramePointers) {
+  REQUIRE_ROOT();
+  DiskDir dir("io_nofp");
+  auto main_above = [](const std::vector<flamegraph::FoldedStack>& folded, const std::string& caller,
+                       const std::string& detail) {
+    uint64_t with = 0, without = 0;
+    for (const auto& s : folded) {
+      int at = frame_index(s, caller);
+      if (at < 0 || s.frames.back() != "[" + detail + "]") continue;
+      int main_at = frame_index(s, "main");
+      (main_at >= 0 && main_at < at ? with : without) += s.weight;
+    }
+    return std::make_pair(with, without);
+  };
+  for (bool dwarf : {true, false}) {
+    SCOPED_TRACE(dwarf ? "--call-graph dwarf" : "--call-graph fp");
+    std::string out = fresh_dir(dwarf ? "io_nofp_dwarf" : "io_nofp_fp");
+    std::vector<std::string> argv = {stackwatch_bin(), "record", "--io", "-i", "1", "--call-graph", dwarf ? "dwarf" : "fp",
+                                     "-o", out, "--", fixture("e2e_io_nofp"), "libc", dir.path()};
+    auto r = run_process(argv, 90);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    auto folded = read_folded(out + "/io.folded");
+    auto [writes_with_main, writes_without] = main_above(folded, "libc_write_data", "write file");
+    auto [reads_with_main, reads_without] = main_above(folded, "libc_read_data", "read file");
+    // Every call is counted in both modes, with its caller.
+    EXPECT_EQ(writes_with_main + writes_without, 16 * kMiB);
+    EXPECT_EQ(reads_with_main + reads_without, 4 * kMiB);
+    if (dwarf) {
+      EXPECT_EQ(writes_with_main, 16 * kMiB) << "main above libc_write_data in every write";
+      EXPECT_EQ(reads_with_main, 4 * kMiB);
+      auto entries = read_io_entries(read_json(out + "/stacks.json"));
+      EXPECT_EQ(totals(entries, "libc_write_data", "write file").count, 16u);
+      EXPECT_EQ(totals(entries, "libc_sync", "fdatasync file").count, 8u);
+    } else {
+      EXPECT_GT(writes_without, 0u) << "the fixture has frame pointers: this test would not tell DWARF from fp";
+    }
+  }
+}
+
+// More calls than the copy ring holds: the calls without a copy are counted
+// in the kernel under their frame-pointer stacks (which lose main here) and
+// then given to the copied stacks: one whole stack, every call counted.
+TEST(Io, CallsBeyondTheCopyRingJoinTheCopiedStacks) {
+  REQUIRE_ROOT();
+  std::string out = fresh_dir("io_nofp_flood");
+  constexpr uint64_t kCalls = 300000;
+  std::vector<std::string> argv = {stackwatch_bin(), "record", "--io", "-i", "1", "-o", out, "--",
+                                   fixture("e2e_io_nofp"), "small", std::to_string(kCalls)};
+  auto r = run_process(argv, 90);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto doc = read_json(out + "/stacks.json");
+  EXPECT_GT(doc["_stackwatch"]["dropped"]["stack_copy_ring_full"].get<uint64_t>(), 0u)
+      << "the ring never filled: this test did not test the fallback";
+  uint64_t with_main = 0, without = 0;
+  for (const auto& s : read_folded(out + "/io.folded")) {
+    int at = frame_index(s, "small_writes");
+    if (at < 0) continue;
+    int main_at = frame_index(s, "main");
+    (main_at >= 0 && main_at < at ? with_main : without) += s.weight;
+  }
+  EXPECT_EQ(with_main, kCalls) << "1-byte writes: bytes are calls";
+  EXPECT_EQ(without, 0u);
+  EXPECT_EQ(totals(read_io_entries(doc), "small_writes", "write device").count, kCalls);
+}
+
 TEST(Io, NoCallIsLostOrCountedTwiceAcrossManyIntervals) {
   REQUIRE_ROOT();
   DiskDir dir("io_paced");

@@ -63,12 +63,15 @@ TEST(StacksJson, RoundTripsThroughText) {
   StacksFileMeta meta;
   meta.drops.user_stack_errors = 3;
   meta.drops.counts_map_full = 2;
+  meta.drops.copy_ring_full = 4;
   std::string text = stacks_to_json({on, off}, meta).dump(2);
   StacksFileMeta back_meta;
   auto back = stacks_from_json(nlohmann::json::parse(text), &back_meta);
   ASSERT_EQ(back.size(), 2u);
   EXPECT_EQ(back_meta.drops.user_stack_errors, 3u);
   EXPECT_EQ(back_meta.drops.counts_map_full, 2u);
+  EXPECT_EQ(back_meta.drops.copy_ring_full, 4u);
+  EXPECT_EQ(back_meta.drops.total(), 5u) << "events counted without a copy are kept, not dropped";
   const StackSample* b_off = back[0].kind == StackKind::kOffCpu ? &back[0] : &back[1];
   EXPECT_EQ(b_off->off_ns, 123456789u);
   ASSERT_TRUE(b_off->label.has_value());
