@@ -581,6 +581,37 @@ int mem_munmap(struct pt_regs *ctx) {
   return 0;
 }
 
+/* DWARF mode: the fault goes to user space with a copy of the faulting
+ * thread's user stack (the registers are those it faulted with), unwound
+ * there. False when the copy ring is full: the fault is then counted here
+ * under its frame-pointer stack (see io.bpf.c's send_copy). */
+static __always_inline bool send_fault_copy(__u32 tgid, __u32 tid) {
+  struct sw_stack_sample *e = bpf_ringbuf_reserve(&stack_samples, sizeof(*e), 0);
+  if (!e) {
+    count_drop(&mem_drops, SW_DROP_COPY_FALLBACK);
+    return false;
+  }
+  struct task_struct *task = bpf_get_current_task_btf();
+  e->tgid = tgid;
+  e->tid = tid;
+  e->kind = SW_KIND_PAGE_FAULT;
+  e->state = 0;
+  e->off_ns = 0;
+  e->kernel_stack_id = -1;
+  e->kernel_depth = 0;
+  e->user_stack_id = -1;
+  e->nblocks = 0;
+  e->io_bytes = 0;
+  e->io_ns = 0;
+  e->io_op = 0;
+  e->io_fd_kind = 0;
+  bpf_get_current_comm(&e->comm, sizeof(e->comm));
+  BPF_CORE_READ_STR_INTO(&e->process_comm, task, group_leader, comm);
+  copy_user_stack(e);
+  bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
+  return true;
+}
+
 static __always_inline int count_fault(void *ctx) {
   __u64 id = bpf_get_current_pid_tgid();
   if (!is_target(id >> 32)) return 0;
@@ -588,6 +619,7 @@ static __always_inline int count_fault(void *ctx) {
     lose(SW_MEM_LOST_FAULTS_RATE);
     return 0;
   }
+  if (copy_user_stacks && send_fault_copy(id >> 32, (__u32)id)) return 0;
   if (active_buffer == 0)
     add_event(&mem_faults0, SW_MEM_EV_PAGE_FAULT, user_stack(ctx, &fault_stacks0));
   else

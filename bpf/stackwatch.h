@@ -37,6 +37,7 @@ enum sw_stack_kind {
   SW_KIND_ON_CPU = 0,
   SW_KIND_OFF_CPU = 1,
   SW_KIND_IO = 2, /* an I/O system call (bpf/io.bpf.c): one call, its io_* fields */
+  SW_KIND_PAGE_FAULT = 3, /* a user page fault (bpf/memory.bpf.c) */
 };
 
 /* The in-kernel aggregation key: one entry per (thread, stacks, state). */

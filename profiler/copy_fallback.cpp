@@ -13,7 +13,20 @@ namespace stackwatch::profiler {
 
 namespace {
 
-bool is_call(const RawStack& s) { return s.kind == StackKind::kIo && s.detail.rfind("block ", 0) != 0; }
+// Events that DWARF mode copies: I/O system calls (not block requests) and
+// page faults.
+bool is_call(const RawStack& s) {
+  if (s.kind == StackKind::kMemory) return s.detail == "page-fault";
+  return s.kind == StackKind::kIo && s.detail.rfind("block ", 0) != 0;
+}
+
+// Innermost frames a copy must share with a fallback: for a system call the
+// site and its caller (every write() shares the site in libc; the caller is
+// put back even without frame pointers); for a page fault the faulting
+// instruction (the frame-pointer walk may find nothing above it).
+size_t frames_needed(const RawStack& s) {
+  return std::min<size_t>(s.kind == StackKind::kMemory ? 1 : 2, s.user_ips.size());
+}
 
 size_t common_prefix(const std::vector<uint64_t>& a, const std::vector<uint64_t>& b) {
   size_t n = std::min(a.size(), b.size());
@@ -60,9 +73,8 @@ size_t attribute_copy_fallbacks(std::vector<RawStack>& stacks) {
     if (f.unwound || !is_call(f) || f.user_ips.empty()) continue;
     auto it = copies.find({f.key.tgid, f.key.tid, f.detail});
     if (it == copies.end()) continue;
-    // The copies sharing the most innermost frames with it, two at least
-    // (the system call's site and its caller) unless it has only one.
-    size_t need = std::min<size_t>(2, f.user_ips.size());
+    // The copies sharing the most innermost frames with it (frames_needed at least).
+    size_t need = frames_needed(f);
     size_t best = 0;
     std::vector<size_t> targets;
     for (size_t c : it->second) {

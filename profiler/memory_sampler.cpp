@@ -124,6 +124,9 @@ uint64_t cookie_of(sw_mem_op op, uint64_t file_offset, const TextSegment& text) 
   return static_cast<uint64_t>(op) | in_text << 8 | text.size << 32;
 }
 
+// DWARF mode: the ring of the page faults' stack copies (~480 per 100 ms).
+static constexpr uint32_t kCopyRingBytes = 8u << 20;
+
 const char* detail_of(uint32_t event) {
   switch (event) {
     case SW_MEM_EV_PAGE_FAULT: return "page-fault";
@@ -184,7 +187,12 @@ MemorySampler::MemorySampler(const Options& options, const ProcessTracker& track
   bpf_program__set_autoload(skel_->progs.mem_fault_tp, tracepoint);
   bpf_program__set_autoload(skel_->progs.mem_fault_perf, options.page_faults && !tracepoint);
 
-  bpf_map__set_autocreate(skel_->maps.stack_samples, false);  // DWARF copies: not used here
+  // DWARF mode: page faults' stack copies, in a ring of their own (as the
+  // I/O calls'); one page when the program never writes it.
+  skel_->rodata->copy_user_stacks = options.copy_user_stacks && options.page_faults;
+  bpf_map__set_max_entries(skel_->maps.stack_samples, skel_->rodata->copy_user_stacks
+                                                          ? kCopyRingBytes
+                                                          : static_cast<uint32_t>(getpagesize()));
   if (bpf_map__reuse_fd(skel_->maps.targets, tracker.targets_fd()) ||
       bpf_map__reuse_fd(skel_->maps.seen, tracker.seen_fd()) ||
       bpf_map__reuse_fd(skel_->maps.proc_events, tracker.events_fd()))
@@ -398,6 +406,8 @@ MemorySampler::LostEvents MemorySampler::lost_events() const {
   l.faults_rate_limited = t[SW_MEM_LOST_FAULTS_RATE];
   return l;
 }
+
+int MemorySampler::stack_copies_fd() const { return bpf_map__fd(skel_->maps.stack_samples); }
 
 uint64_t MemorySampler::dropped_events() const {
   std::vector<uint64_t> d = sum_per_cpu(bpf_map__fd(skel_->maps.mem_drops), SW_DROP_MAX);

@@ -47,6 +47,9 @@ class MemorySampler {
     // address never seen allocated is a bad free. With -p, blocks allocated
     // before the recording started are freed normally, so it is not.
     bool traced_from_start = false;
+    // DWARF mode: page faults go through a stack-copy ring (stack_copies_fd)
+    // and are unwound by StackCopies; allocations keep frame-pointer stacks.
+    bool copy_user_stacks = false;
   };
 
   MemorySampler(const Options& options, const ProcessTracker& tracker);
@@ -67,6 +70,8 @@ class MemorySampler {
   // Allocator events and page faults not recorded since the start, for any
   // reason (rate limit, full maps, stacks that could not be taken).
   uint64_t dropped_events() const;
+  // The ring of the page faults' stack copies (for StackCopies::add_ring).
+  int stack_copies_fd() const;
 
   // Why events were not recorded, since the start.
   struct LostEvents {

@@ -154,6 +154,7 @@ int run_record(RecordOptions options) {
     MemorySampler::Options o;
     o.max_events_per_second = options.memory_rate;
     o.traced_from_start = command.has_value();
+    o.copy_user_stacks = options.dwarf;
     memory = std::make_unique<MemorySampler>(o, tracker);
     for (uint32_t pid : options.pids) memory->add_process(pid);
     // The COMMAND has not exec'd yet: probe the libc it will almost surely
@@ -172,6 +173,7 @@ int run_record(RecordOptions options) {
   if (options.dwarf)
     copies = std::make_unique<StackCopies>(tracker.stack_samples_fd(), offcpu.get(), symbolizer);
   if (copies && io) copies->add_ring(io->stack_copies_fd());
+  if (copies && memory) copies->add_ring(memory->stack_copies_fd());
   UnwindReport unwind_totals;
   for (uint32_t pid : options.pids) tracker.add_target(pid);
   // The cgroup's members, kept in the pid filter; processes they start are
@@ -298,7 +300,7 @@ int run_record(RecordOptions options) {
     if (copies) {
       copies->consume();  // after the flips: every copy taken before them is in the ring
       for (RawStack& r : copies->take()) raw.push_back(std::move(r));
-      if (io) attribute_copy_fallbacks(raw);
+      if (io || memory) attribute_copy_fallbacks(raw);
       UnwindReport u = copies->take_report();
       unwind_totals.stacks += u.stacks;
       unwind_totals.complete += u.complete;

@@ -76,6 +76,13 @@ void StackCopies::handle(const sw_stack_sample& s) {
     add(std::move(raw), s.io_ns, s.io_bytes);
     return;
   }
+  if (s.kind == SW_KIND_PAGE_FAULT) {
+    raw.kind = StackKind::kMemory;
+    raw.key.kernel_stack_id = -1;
+    raw.detail = "page-fault";
+    add(std::move(raw), 0);
+    return;
+  }
   if (s.kind != SW_KIND_OFF_CPU) {
     raw.kind = StackKind::kOnCpu;
     raw.key.kernel_stack_id = -1;

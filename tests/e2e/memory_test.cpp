@@ -172,6 +172,41 @@ TEST(Memory, FreshPagesFaultInTheFunctionThatTouchesThem) {
   EXPECT_NEAR(double(folded), double(pages), 0.05 * double(pages)) << "faults.folded";
 }
 
+// DWARF mode (the default): a page fault's user stack is copied and unwound,
+// so in code built without frame pointers the faulting function still has
+// its callers. 8192 faults in a few milliseconds overflow the copy ring: the
+// faults without a copy are counted under their frame-pointer stacks (which
+// end at the faulting instruction here) and then given to the copied stacks
+// that fault at the same instruction. The frame-pointer run is the control:
+// it must lose main, or this fixture could not tell the two apart.
+TEST(Memory, DwarfFaultStacksAreWholeWithoutFramePointers) {
+  REQUIRE_ROOT();
+  for (bool dwarf : {true, false}) {
+    SCOPED_TRACE(dwarf ? "--call-graph dwarf" : "--call-graph fp");
+    std::string out = fresh_dir(dwarf ? "mem_faults_nofp_dwarf" : "mem_faults_nofp_fp");
+    std::vector<std::string> argv = {stackwatch_bin(), "record",       "--memory", "-i", "1", "--call-graph",
+                                     dwarf ? "dwarf" : "fp", "-o", out, "--", fixture("e2e_memory_nofp"), "faults"};
+    auto r = run_process(argv, 90);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    uint64_t pages = printed(r.out, "touched");
+    ASSERT_EQ(pages, 32768u) << r.out;
+    uint64_t with_main = 0, without = 0;
+    for (const auto& s : read_folded(out + "/faults.folded")) {
+      int at = frame_index(s, "touch_fresh_pages");
+      if (at < 0) continue;
+      int main_at = frame_index(s, "main");
+      (main_at >= 0 && main_at < at ? with_main : without) += s.weight;
+    }
+    // Every fault is counted in both modes.
+    EXPECT_NEAR(double(with_main + without), double(pages), 0.05 * double(pages)) << r.out;
+    if (dwarf) {
+      EXPECT_GE(double(with_main), 0.99 * double(with_main + without)) << "main above touch_fresh_pages";
+    } else {
+      EXPECT_GT(without, 0u) << "the fixture has frame pointers: this test would not tell DWARF from fp";
+    }
+  }
+}
+
 TEST(Memory, RateLimitDropsAndCountsAllocationsAndReportsNoFalseBadFrees) {
   REQUIRE_ROOT();
   std::string out = fresh_dir("mem_rate");

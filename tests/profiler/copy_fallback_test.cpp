@@ -77,6 +77,28 @@ TEST(CopyFallback, LeavesWhatNoCopyExplains) {
   EXPECT_EQ(v[0].value.count, 1u);
 }
 
+TEST(CopyFallback, PageFaultsNeedOnlyTheFaultingInstruction) {
+  auto fault = [](std::vector<uint64_t> ips, uint64_t count, bool unwound) {
+    RawStack r = call(1, "page-fault", std::move(ips), count, 0, 0, unwound);
+    r.kind = StackKind::kMemory;
+    return r;
+  };
+  std::vector<RawStack> v;
+  v.push_back(fault({0x10, 0x20, 0x30}, 1, true));
+  v.push_back(fault({0x10, 0x21, 0x30}, 3, true));
+  v.push_back(fault({0x10, 0xdead}, 8, false));  // nothing but the ip is right
+  v.push_back(fault({0x11}, 5, false));          // another instruction: stays
+  RawStack outstanding = fault({0x10}, 9, false);
+  outstanding.detail = "";  // an allocating stack's level: never moved
+  v.push_back(outstanding);
+  EXPECT_EQ(attribute_copy_fallbacks(v), 1u);
+  ASSERT_EQ(v.size(), 4u);
+  EXPECT_EQ(v[0].value.count, 1u + 2);
+  EXPECT_EQ(v[1].value.count, 3u + 6);
+  EXPECT_EQ(v[2].value.count, 5u);
+  EXPECT_EQ(v[3].value.count, 9u);
+}
+
 TEST(CopyFallback, NoCopiesNoChange) {
   std::vector<RawStack> v;
   v.push_back(call(1, "write file", {0x10, 0x20}, 4, 4, 4, false));
