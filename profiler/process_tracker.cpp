@@ -6,11 +6,12 @@
 
 #include "bpf/stackwatch.h"
 #include "proc.skel.h"
+#include "profiler/stack_totals.h"  // process_exists
 
 namespace stackwatch::profiler {
 
 ProcessTracker::ProcessTracker(const Options& options, symbolizer::Symbolizer& symbolizer)
-    : options_(options), symbolizer_(symbolizer) {
+    : options_(options), symbolizer_(symbolizer), exited_(process_exists) {
   skel_ = proc_bpf__open();
   if (!skel_) throw_bpf_error("cannot open the process-tracking BPF program", errno);
   skel_->rodata->filter_targets = options.filter_targets;
@@ -94,16 +95,16 @@ void ProcessTracker::handle(const sw_proc_event& e) {
     case SW_EVENT_FIRST_SEEN:
     case SW_EVENT_FORK:
       names_[e.tgid] = comm;
-      exited_.erase(e.tgid);
+      exited_.alive(e.tgid);
       symbolizer_.remember_process(e.tgid);
       break;
     case SW_EVENT_EXEC:
       names_[e.tgid] = comm;
-      exited_.erase(e.tgid);
+      exited_.alive(e.tgid);
       symbolizer_.remember_process(e.tgid);  // new mappings after exec
       break;
     case SW_EVENT_EXIT:
-      exited_.insert(e.tgid);
+      exited_.exited(e.tgid);
       break;
     default:
       break;
@@ -116,12 +117,11 @@ std::string ProcessTracker::process_name(uint32_t tgid) const {
 }
 
 std::vector<uint32_t> ProcessTracker::after_drain() {
-  std::vector<uint32_t> gone(exited_.begin(), exited_.end());
+  std::vector<uint32_t> gone = exited_.take_gone();
   for (uint32_t tgid : gone) {
     symbolizer_.forget_process(tgid);
     names_.erase(tgid);
   }
-  exited_.clear();
   return gone;
 }
 

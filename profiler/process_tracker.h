@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "profiler/bpf_handles.h"
+#include "profiler/exited_processes.h"
 #include "symbolizer/symbolizer.h"
 
 struct proc_bpf;
@@ -50,8 +51,9 @@ class ProcessTracker {
   // The name of a process (its group leader's comm), or "" when unknown.
   std::string process_name(uint32_t tgid) const;
   // Called after each drain: forgets the snapshots of processes that exited
-  // before it, since every sample of theirs has now been symbolized.
-  // Returns the tgids forgotten.
+  // and are gone (reaped), since every sample of theirs has now been
+  // symbolized; a zombie is kept (see exited_processes.h). Returns the tgids
+  // forgotten.
   std::vector<uint32_t> after_drain();
   uint64_t events_handled() const { return events_handled_; }
 
@@ -65,7 +67,7 @@ class ProcessTracker {
   std::vector<LinkPtr> links_;
   RingBufferPtr ring_;
   std::unordered_map<uint32_t, std::string> names_;
-  std::set<uint32_t> exited_;
+  ExitedProcesses exited_;
   uint64_t events_handled_ = 0;
 };
 

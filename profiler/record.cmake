@@ -2,6 +2,7 @@
 add_library(stackwatch_profiler STATIC
   command_launcher.cpp
   copy_fallback.cpp
+  exited_processes.cpp
   libbpf_logger.cpp
   live_localizer.cpp
   baseline_history.cpp
