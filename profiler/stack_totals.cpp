@@ -53,11 +53,14 @@ std::string aged_identity(const StackSample& s, bool exited) {
   return id;
 }
 
-std::string StackTotals::aged_key(const Entry& e, bool exited) const {
+StackTotals::AgedKey StackTotals::aged_key(const Entry& e, bool exited) const {
   std::string id = aged_header(e.sample, exited);
   id.reserve(id.size() + e.frame_ids.size() * 48);
   for (FrameTable::Id f : e.frame_ids) append_aged_frame(id, frames_[f]);
-  return id;
+  // Two independent 64-bit hashes: the library's and FNV-1a.
+  uint64_t fnv = 1469598103934665603ull;
+  for (unsigned char c : id) fnv = (fnv ^ c) * 1099511628211ull;
+  return AgedKey{std::hash<std::string>{}(id), fnv};
 }
 
 // The live identity: as stack_identity(), with the interned frames' ids (an
@@ -152,7 +155,7 @@ void StackTotals::fold_tail() {
   if (aged_.size() <= max_aged_) return;
   // Down to three quarters, so this runs every few intervals, not every one.
   size_t target = max_aged_ - max_aged_ / 4;
-  std::vector<std::unordered_map<std::string, Entry>::iterator> candidates;
+  std::vector<AgedMap::iterator> candidates;
   for (auto it = aged_.begin(); it != aged_.end(); ++it)
     if (!(it->second.frame_ids.size() == 1 && frames_[it->second.frame_ids[0]].function == kOtherStacks))
       candidates.push_back(it);
@@ -195,8 +198,7 @@ void StackTotals::age_out_live(Match match) {
 
 void StackTotals::age_out(Entry entry, bool exited) {
   ++aging_.aged;
-  std::string id = aged_key(entry, exited);
-  auto [it, inserted] = aged_.try_emplace(std::move(id));
+  auto [it, inserted] = aged_.try_emplace(aged_key(entry, exited));
   if (inserted) {
     entry.exited = exited;
     it->second = std::move(entry);
@@ -278,8 +280,8 @@ StackTotals::Ordered StackTotals::ordered() const {
   Ordered out;
   out.frames_ = &frames_;
   out.entries_.reserve(live_.size() + aged_.size());
-  for (const auto* table : {&live_, &aged_})
-    for (const auto& [id, e] : *table) out.entries_.push_back(&e);
+  for (const auto& [id, e] : live_) out.entries_.push_back(&e);
+  for (const auto& [id, e] : aged_) out.entries_.push_back(&e);
   std::sort(out.entries_.begin(), out.entries_.end(), [this](const Entry* x, const Entry* y) {
     const StackSample& a = x->sample;
     const StackSample& b = y->sample;
@@ -312,9 +314,10 @@ std::vector<StackSample> StackTotals::stacks() const {
 
 uint64_t StackTotals::samples(StackKind kind) const {
   uint64_t n = 0;
-  for (const auto* table : {&live_, &aged_})
-    for (const auto& [id, e] : *table)
-      if (e.sample.kind == kind) n += e.sample.count;
+  for (const auto& [id, e] : live_)
+    if (e.sample.kind == kind) n += e.sample.count;
+  for (const auto& [id, e] : aged_)
+    if (e.sample.kind == kind) n += e.sample.count;
   return n;
 }
 
