@@ -306,13 +306,13 @@ void bench(const std::string& binary, size_t count, size_t eu_subset) {
                          [&](size_t, std::span<const Frame> f) { frames += f.size(); });
     batch_warm_s = std::min(batch_warm_s, cpu_now() - t);
   }
-  std::printf("   stackwatch cold      %10.0f addresses/s  (%.3f s, module parse+index included; one call per address)\n",
+  std::printf("   stackwatch cold      %10.0f addresses/s  (%.4f s, module parse+index included; one call per address)\n",
               addresses.size() / cold_s, cold_s);
-  std::printf("   stackwatch warm      %10.0f addresses/s  (%.3f s)\n", addresses.size() / warm_s, warm_s);
-  std::printf("   stackwatch batch cold %9.0f addresses/s  (%.3f s CPU, %.3f s wall; one call for all; "
+  std::printf("   stackwatch warm      %10.0f addresses/s  (%.4f s)\n", addresses.size() / warm_s, warm_s);
+  std::printf("   stackwatch batch cold %9.0f addresses/s  (%.4f s CPU, %.4f s wall; one call for all; "
               "%zu addresses named differently from one call each)\n",
               addresses.size() / batch_cold_s, batch_cold_s, batch_cold_wall, batch_differs);
-  std::printf("   stackwatch batch warm %9.0f addresses/s  (%.3f s)\n", addresses.size() / batch_warm_s, batch_warm_s);
+  std::printf("   stackwatch batch warm %9.0f addresses/s  (%.4f s)\n", addresses.size() / batch_warm_s, batch_warm_s);
 
   if (std::getenv("SYMBOLIZER_BENCH_ONLY_STACKWATCH")) return;  // for profiling stackwatch alone
   fs::path dir = fs::temp_directory_path() / ("symbolizer-bench-" + std::to_string(getpid()));
