@@ -29,6 +29,15 @@ TEST(AddressOrder, AscendingWithTiesInInputOrder) {
   EXPECT_EQ(address_order(addresses), expected_order(addresses));
 }
 
+// Spread over 40 bits: four radix passes, through both scratch buffers.
+TEST(AddressOrder, WideSpanTakesSeveralPasses) {
+  std::mt19937_64 rng(11);
+  std::vector<uint64_t> addresses;
+  for (int i = 0; i < 20000; ++i) addresses.push_back(0x10000 + rng() % (uint64_t{1} << 40));
+  for (int i = 0; i < 500; ++i) addresses.push_back(addresses[rng() % addresses.size()]);
+  EXPECT_EQ(address_order(addresses), expected_order(addresses));
+}
+
 TEST(AddressOrder, AddressesTooFarApartToPack) {
   std::vector<uint64_t> addresses = {UINT64_MAX, 0, 0xffffffff81000000, 5, 0, UINT64_MAX - 1};
   std::vector<OrderedAddress> expected = {{0, 1}, {0, 4}, {5, 3}, {0xffffffff81000000, 2}, {UINT64_MAX - 1, 5},
