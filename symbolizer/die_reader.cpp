@@ -169,6 +169,23 @@ bool UnitReader::read_value(uint32_t form, int64_t implicit, const uint8_t*& p, 
   v.form = form;
   v.string = nullptr;
   const uint8_t* end = end_;
+  // Most values have a size of 1, 2, 4 or 8 bytes: read with a constant size.
+  if (form < kFormTable) {
+    switch (form_sizes_[form]) {
+      case 1:
+        if (p >= end) return false;
+        v.u = *p++;
+        return true;
+      case 2:
+        return read_fixed(p, end, 2, v.u);
+      case 4:
+        return read_fixed(p, end, 4, v.u);
+      case 8:
+        return read_fixed(p, end, 8, v.u);
+      default:
+        break;
+    }
+  }
   uint64_t length = 0;
   switch (form) {
     case DW_FORM_string: {
@@ -286,8 +303,15 @@ bool UnitReader::read_abbrevs(uint64_t offset, uint64_t only_code) {
       if (form == DW_FORM_implicit_const && !read_sleb(p, end, spec.implicit)) return false;
       int size = form_size(spec.form);
       if (size == -2) return false;  // a form this reader does not know
+      if (spec.name == DW_AT_sibling) {
+        bool ref = spec.form == DW_FORM_ref1 || spec.form == DW_FORM_ref2 || spec.form == DW_FORM_ref4 ||
+                   spec.form == DW_FORM_ref8;
+        a.sibling_at = !a.has_sibling && ref && fixed >= 0 ? fixed : -1;  // a second one: the slow path
+        a.sibling_size = static_cast<uint8_t>(size);
+        a.has_sibling = true;
+      }
+      if (spec.name == DW_AT_low_pc || spec.name == DW_AT_high_pc || spec.name == DW_AT_ranges) a.has_pc = true;
       fixed = fixed < 0 || size < 0 ? -1 : fixed + size;
-      if (spec.name == DW_AT_sibling) a.has_sibling = true;
       specs_.push_back(spec);
     }
     a.end_spec = static_cast<uint32_t>(specs_.size());
@@ -605,10 +629,51 @@ bool UnitReader::skip_attributes(const Abbrev& a, const uint8_t*& p, uint64_t* s
   }
   for (uint32_t i = a.first_spec; i < a.end_spec; ++i) {
     const AttrSpec& spec = specs_[i];
+    if (spec.form < kFormTable && form_sizes_[spec.form] >= 0 && spec.name != DW_AT_sibling) {
+      // Not read, only stepped over.
+      if (end_ - p < form_sizes_[spec.form]) return false;
+      p += form_sizes_[spec.form];
+      continue;
+    }
+    switch (spec.form) {
+      case DW_FORM_exprloc:
+      case DW_FORM_block: {
+        uint64_t length = 0;
+        if (!read_uleb(p, end_, length) || static_cast<uint64_t>(end_ - p) < length) return false;
+        p += length;
+        continue;
+      }
+      case DW_FORM_udata:
+      case DW_FORM_sdata:
+      case DW_FORM_strx:
+      case DW_FORM_addrx:
+      case DW_FORM_loclistx:
+      case DW_FORM_rnglistx:
+        if (spec.name == DW_AT_sibling) break;
+        while (p < end_ && (*p & 0x80) != 0) ++p;  // a LEB128's last byte has the top bit clear
+        if (p >= end_) return false;
+        ++p;
+        continue;
+      default:
+        break;
+    }
     Value v;
     if (!read_value(spec.form, spec.implicit, p, v)) return false;
     if (sibling != nullptr && spec.name == DW_AT_sibling) *sibling = v.u;
   }
+  return true;
+}
+
+bool UnitReader::skip_own(const Abbrev& a, const uint8_t* die, const uint8_t*& p, bool& children_left) const {
+  children_left = false;
+  if (a.children && a.sibling_at >= 0 && end_ - p >= a.sibling_at + a.sibling_size) {
+    uint64_t sibling = 0;
+    const uint8_t* at = p + a.sibling_at;
+    if (read_fixed(at, end_, a.sibling_size, sibling) && jump_to_sibling(sibling, die, p)) return true;
+  }
+  uint64_t sibling = 0;
+  if (!skip_attributes(a, p, a.children ? &sibling : nullptr)) return false;
+  children_left = a.children && !jump_to_sibling(sibling, die, p);
   return true;
 }
 
@@ -634,19 +699,18 @@ bool UnitReader::skip_children(const uint8_t*& p) const {
     }
     const Abbrev* a = abbrev(code);
     if (a == nullptr) return false;
-    uint64_t sibling = 0;
-    if (!skip_attributes(*a, p, &sibling)) return false;
-    if (a->children && !jump_to_sibling(sibling, die, p)) ++depth;
+    bool children_left = false;
+    if (!skip_own(*a, die, p, children_left)) return false;
+    if (children_left) ++depth;
   }
   return true;
 }
 
 bool UnitReader::skip_die(const Abbrev& a, const uint8_t*& p) const {
   const uint8_t* die = p;  // just past the code: still inside this DIE for jump_to_sibling
-  uint64_t sibling = 0;
-  if (!skip_attributes(a, p, &sibling)) return false;
-  if (!a.children || jump_to_sibling(sibling, die, p)) return true;
-  return skip_children(p);
+  bool children_left = false;
+  if (!skip_own(a, die, p, children_left)) return false;
+  return !children_left || skip_children(p);
 }
 
 bool UnitReader::walk(UnitWalk& out) {
@@ -670,6 +734,10 @@ bool UnitReader::walk_siblings(const uint8_t*& p, uint32_t parent, UnitWalk& out
       case DW_TAG_subprogram:
       case DW_TAG_inlined_subroutine:
       case DW_TAG_entry_point:
+        if (!a->has_pc) {
+          if (!skip_die(*a, p)) return false;  // no code: as read_function would find
+          break;
+        }
         if (!read_function(static_cast<uint64_t>(die - s_.info.data()), *a, p, parent, out, depth)) return false;
         break;
       case DW_TAG_lexical_block:

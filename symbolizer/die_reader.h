@@ -127,6 +127,15 @@ class UnitReader {
     uint32_t end_spec = 0;
     int32_t fixed_size = -1;  // bytes of its attributes when every form has a fixed size
     bool has_sibling = false;  // has DW_AT_sibling
+    // Where DW_AT_sibling's value lies, in bytes past the abbreviation code,
+    // when every attribute before it has a fixed size and it is a ref1..8
+    // (GCC puts it first): a DIE is then skipped without decoding the rest.
+    int32_t sibling_at = -1;
+    uint8_t sibling_size = 0;
+    // Has DW_AT_low_pc, DW_AT_high_pc or DW_AT_ranges: a function DIE
+    // without them (a declaration, an abstract instance) has no code, nor do
+    // its children, and is skipped whole.
+    bool has_pc = false;
   };
   struct Value {
     uint32_t form = 0;
@@ -153,6 +162,11 @@ class UnitReader {
   void fill_form_sizes();
   bool read_value(uint32_t form, int64_t implicit, const uint8_t*& p, Value& v) const;
   bool skip_attributes(const Abbrev& a, const uint8_t*& p, uint64_t* sibling) const;
+  // Moves p from just past a DIE's code to past its attributes, or past its
+  // children too when DW_AT_sibling says where they end (die: where the
+  // sibling may not point at or before). children_left: the children still
+  // follow p.
+  bool skip_own(const Abbrev& a, const uint8_t* die, const uint8_t*& p, bool& children_left) const;
   bool skip_children(const uint8_t*& p) const;
   bool skip_die(const Abbrev& a, const uint8_t*& p) const;
   bool walk_siblings(const uint8_t*& p, uint32_t parent, UnitWalk& out, int depth);
