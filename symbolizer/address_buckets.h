@@ -2,6 +2,7 @@
 // holds the first element at or above min + (i << shift). A lookup then
 // binary-searches a handful of elements instead of the whole array, which
 // for a million line-table rows saves ~15 cache misses per address.
+// upper_bound_near goes first when lookups come in ascending order.
 #pragma once
 
 #include <algorithm>
@@ -52,5 +53,25 @@ class AddressBuckets {
   unsigned shift_ = 0;
   size_t count_ = 0;
 };
+
+// As std::upper_bound over a sorted array of count elements (the position
+// of the first element whose key is above address), found by looking at the
+// elements from hint on (a previous answer): a batch looks its addresses up
+// in ascending order, ~14 bytes apart over libc, so the answer is mostly the
+// previous one or a few elements further, and a binary search's
+// mispredicted branches (half of a warm lookup) are not paid. False when it
+// is not within kNearSteps of hint (the caller then searches).
+template <typename T, typename Key>
+bool upper_bound_near(const T* elements, size_t count, size_t hint, uint64_t address, Key key, size_t& out) {
+  constexpr size_t kNearSteps = 8;
+  if (hint > count || (hint > 0 && key(elements[hint - 1]) > address)) return false;
+  for (size_t i = hint; i < hint + kNearSteps; ++i) {
+    if (i == count || key(elements[i]) > address) {
+      out = i;
+      return true;
+    }
+  }
+  return false;
+}
 
 }  // namespace stackwatch::symbolizer

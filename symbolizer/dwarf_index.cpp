@@ -608,8 +608,13 @@ void DwarfIndex::read_unit(uint32_t id) {
 template <typename Visit>
 bool DwarfIndex::for_units_at(uint64_t vaddr, Visit visit) {
   ++lookups_since_restart_;
-  auto it = std::upper_bound(spans_.begin(), spans_.end(), vaddr,
-                             [](uint64_t a, const UnitSpan& s) { return a < s.low; });
+  size_t upper = 0;
+  if (!upper_bound_near(spans_.data(), spans_.size(), span_hint_, vaddr, [](const UnitSpan& s) { return s.low; }, upper))
+    upper = static_cast<size_t>(std::upper_bound(spans_.begin(), spans_.end(), vaddr,
+                                                 [](uint64_t a, const UnitSpan& s) { return a < s.low; }) -
+                                spans_.begin());
+  span_hint_ = upper;
+  auto it = spans_.begin() + static_cast<ptrdiff_t>(upper);
   uint32_t last = UINT32_MAX;
   for (int i = 0; i < kUnitLookBack && it != spans_.begin(); ++i) {
     --it;
@@ -623,8 +628,13 @@ bool DwarfIndex::for_units_at(uint64_t vaddr, Visit visit) {
 
 const DwarfIndex::Range* DwarfIndex::find_range(const Range* begin, const Range* search_begin,
                                                 const Range* search_end, uint64_t vaddr) {
-  const Range* it =
-      std::upper_bound(search_begin, search_end, vaddr, [](uint64_t a, const Range& r) { return a < r.low; });
+  return range_before(begin, std::upper_bound(search_begin, search_end, vaddr,
+                                              [](uint64_t a, const Range& r) { return a < r.low; }),
+                      vaddr);
+}
+
+const DwarfIndex::Range* DwarfIndex::range_before(const Range* begin, const Range* upper, uint64_t vaddr) {
+  const Range* it = upper;
   for (int i = 0; i < kLookBack && it != begin; ++i) {
     --it;
     if (vaddr < it->high) return it;
@@ -635,8 +645,15 @@ const DwarfIndex::Range* DwarfIndex::find_range(const Range* begin, const Range*
 bool DwarfIndex::functions_in(const Unit& unit, uint64_t vaddr, std::vector<uint32_t>& chain) const {
   const Range* top = unit.ranges.data() + unit.top_begin;
   size_t top_count = unit.ranges.size() - unit.top_begin;
-  auto [lo, hi] = top_count >= kBucketThreshold ? unit.top_buckets.window(vaddr) : std::pair<size_t, size_t>{0, top_count};
-  const Range* r = find_range(top, top + lo, top + hi, vaddr);
+  size_t upper = 0;
+  if (!upper_bound_near(top, top_count, unit.top_hint, vaddr, [](const Range& r) { return r.low; }, upper)) {
+    auto [lo, hi] =
+        top_count >= kBucketThreshold ? unit.top_buckets.window(vaddr) : std::pair<size_t, size_t>{0, top_count};
+    upper = static_cast<size_t>(
+        std::upper_bound(top + lo, top + hi, vaddr, [](uint64_t a, const Range& r) { return a < r.low; }) - top);
+  }
+  unit.top_hint = static_cast<uint32_t>(upper);
+  const Range* r = range_before(top, top + upper, vaddr);
   while (r != nullptr) {
     chain.push_back(r->node);
     const Node& n = nodes_[r->node];
@@ -653,10 +670,17 @@ bool DwarfIndex::functions_at(uint64_t vaddr, std::vector<uint32_t>& chain) {
 }
 
 bool DwarfIndex::line_in(const Unit& unit, uint64_t vaddr, SourceLocation& out) const {
-  auto [lo, hi] = unit.rows.size() >= kBucketThreshold ? unit.row_buckets.window(vaddr)
-                                                       : std::pair<size_t, size_t>{0, unit.rows.size()};
-  auto it = std::upper_bound(unit.rows.begin() + lo, unit.rows.begin() + hi, vaddr,
-                             [](uint64_t a, const Row& r) { return a < r.address; });
+  size_t upper = 0;
+  if (!upper_bound_near(unit.rows.data(), unit.rows.size(), unit.row_hint, vaddr,
+                        [](const Row& r) { return r.address; }, upper)) {
+    auto [lo, hi] = unit.rows.size() >= kBucketThreshold ? unit.row_buckets.window(vaddr)
+                                                         : std::pair<size_t, size_t>{0, unit.rows.size()};
+    upper = static_cast<size_t>(std::upper_bound(unit.rows.begin() + lo, unit.rows.begin() + hi, vaddr,
+                                                 [](uint64_t a, const Row& r) { return a < r.address; }) -
+                                unit.rows.begin());
+  }
+  unit.row_hint = static_cast<uint32_t>(upper);
+  auto it = unit.rows.begin() + static_cast<ptrdiff_t>(upper);
   if (it == unit.rows.begin()) return false;
   --it;
   if (it->end_sequence()) return false;

@@ -132,6 +132,10 @@ class DwarfIndex {
     std::vector<Row> rows;
     AddressBuckets row_buckets;
     std::vector<uint32_t> files;  // unit-local file -> global file id
+    // The last lookup's upper bounds among the top-level ranges and the
+    // rows: where the next one starts looking (upper_bound_near).
+    mutable uint32_t top_hint = 0;
+    mutable uint32_t row_hint = 0;
   };
   // One address range of a unit, from its DIE.
   struct UnitSpan {
@@ -145,6 +149,8 @@ class DwarfIndex {
   // over [search_begin, search_end), the look-back may go down to begin.
   static const Range* find_range(const Range* begin, const Range* search_begin, const Range* search_end,
                                  uint64_t vaddr);
+  // The same, given the upper bound of vaddr among the ranges from begin.
+  static const Range* range_before(const Range* begin, const Range* upper, uint64_t vaddr);
   // Calls visit(unit) on each unit whose ranges hold vaddr (reading it first)
   // until visit returns true; false when none did.
   template <typename Visit>
@@ -180,6 +186,7 @@ class DwarfIndex {
   size_t names_read_by_libdw_ = 0;
   std::vector<Unit> units_;
   std::vector<UnitSpan> spans_;  // sorted by low
+  size_t span_hint_ = 0;         // the last lookup's upper bound among spans_
   size_t units_read_ = 0;
   std::vector<Node> nodes_;
   std::deque<std::string> files_;                            // stable: file_ids_ keys point into it
