@@ -116,6 +116,37 @@ struct {
 /* Copy the user stack for DWARF unwinding instead of walking frame pointers. */
 const volatile bool copy_user_stacks = false;
 
+/* A DWARF-mode record is built here, then sent with only the stack bytes it
+ * holds (send_stack_sample): a fixed-size ring reservation would carry
+ * 16 KiB of stack for every sample when most stacks use 1-4 KiB, through
+ * the ring, its pages and user space. One program of each object uses it,
+ * and a program never nests with itself on a CPU (the kernel's per-program
+ * recursion guard), so one slot per CPU is enough. */
+struct {
+  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+  __uint(max_entries, 1);
+  __type(key, __u32);
+  __type(value, struct sw_stack_sample);
+} stack_scratch SEC(".maps");
+
+static __always_inline struct sw_stack_sample *stack_scratch_slot(void) {
+  __u32 zero = 0;
+  return bpf_map_lookup_elem(&stack_scratch, &zero);
+}
+
+/* Sends e with its header and e->stack_len bytes of stack; non-zero when
+ * the ring is full. */
+static __always_inline long send_stack_sample(struct sw_stack_sample *e) {
+  /* 64 bits and a mask: the verifier must see the size bounded, which a
+   * compare on a 32-bit copy does not always show it after clang's
+   * zero-extension. */
+  __u64 len = e->stack_len;
+  if (len > SW_USER_STACK_BYTES) len = SW_USER_STACK_BYTES;
+  len &= 2 * SW_USER_STACK_BYTES - 1;
+  return bpf_ringbuf_output(&stack_samples, e, __builtin_offsetof(struct sw_stack_sample, stack) + len,
+                            BPF_RB_NO_WAKEUP);
+}
+
 /* Copies len bytes (at most SW_USER_STACK_BYTES) from sp; false if the
  * range is not wholly mapped. */
 static __always_inline bool copy_up_to(struct sw_stack_sample *e, void *sp, __u32 len) {
@@ -124,6 +155,42 @@ static __always_inline bool copy_up_to(struct sw_stack_sample *e, void *sp, __u3
   if (bpf_probe_read_user(e->stack, len, sp) != 0) return false;
   e->stack_len = len;
   return true;
+}
+
+/* Per thread: the mapping its stack pointer was last found in. Finding a
+ * mapping from a sample (bpf_find_vma in interrupt context) costs ~5 us,
+ * more than the copy it shortens; a thread's stack stays in one mapping, so
+ * it is looked up once per thread (again only when sp leaves it: a grown
+ * main stack, sigaltstack, a coroutine's stack). Freed with the thread. */
+struct sw_stack_mapping {
+  __u64 start, end;
+};
+
+struct {
+  __uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+  __uint(map_flags, BPF_F_NO_PREALLOC);
+  __type(key, int);
+  __type(value, struct sw_stack_mapping);
+} stack_mappings SEC(".maps");
+
+static long stack_mapping_of_vma(struct task_struct *task, struct vm_area_struct *vma, void *data) {
+  struct sw_stack_mapping *m = data;
+  m->start = BPF_CORE_READ(vma, vm_start);
+  m->end = BPF_CORE_READ(vma, vm_end);
+  return 0;
+}
+
+/* Bytes from sp to the end of its mapping, or 0 when unknown. */
+static __always_inline __u64 stack_room(struct task_struct *task, __u64 sp) {
+  struct sw_stack_mapping *m = bpf_task_storage_get(&stack_mappings, task, NULL, BPF_LOCAL_STORAGE_GET_F_CREATE);
+  if (!m) return 0;
+  if (sp >= m->start && sp < m->end) return m->end - sp;
+  struct sw_stack_mapping found = {0, 0};
+  if (bpf_find_vma(task, sp, stack_mapping_of_vma, &found, 0) != 0 || sp < found.start || sp >= found.end)
+    return 0; /* the mapping lock is held (sampled inside mmap): try again next time */
+  m->start = found.start;
+  m->end = found.end;
+  return found.end - sp;
 }
 
 /* Fills regs and the top of the current task's user stack. A read must lie
@@ -143,7 +210,13 @@ static __always_inline void copy_user_stack(struct sw_stack_sample *e) {
   e->regs.r15 = BPF_CORE_READ(regs, r15);
   void *sp = (void *)e->regs.sp;
   e->stack_len = 0;
-  /* The stack mapping ends on a page boundary, and a read must not cross it:
+  /* What lies between sp and the end of its mapping, 16 KiB at most: a
+   * thread's stack ends with its thread block a few KiB above its outermost
+   * frame, the main thread's with its environment. */
+  __u64 room = stack_room(task, e->regs.sp);
+  if (room > SW_USER_STACK_BYTES) room = SW_USER_STACK_BYTES;
+  if (room > 0 && copy_up_to(e, sp, (__u32)room)) return;
+  /* Not known: the stack mapping ends on a page boundary, and a read must not cross it:
    * try the copies that end on each of the next pages, largest first. The
    * main thread's stack often ends a few KiB above sp (its environment),
    * so fixed sizes would lose the outermost frames. */

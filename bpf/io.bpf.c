@@ -271,11 +271,8 @@ static __always_inline void add_call(void *ctx, void *counts, void *stacks, __u3
  * so no call is lost, only its outer frames. Each copy costs the calling
  * thread ~2 us; the ring's size bounds how many calls a second get one. */
 static __always_inline bool send_copy(__u32 tgid, __u32 tid, const struct io_call *call, __u64 bytes, __u64 ns) {
-  struct sw_stack_sample *e = bpf_ringbuf_reserve(&stack_samples, sizeof(*e), 0);
-  if (!e) {
-    count_drop(&io_drops, SW_DROP_COPY_FALLBACK);
-    return false;
-  }
+  struct sw_stack_sample *e = stack_scratch_slot();
+  if (!e) return false;
   struct task_struct *task = bpf_get_current_task_btf();
   e->tgid = tgid;
   e->tid = tid;
@@ -293,7 +290,10 @@ static __always_inline bool send_copy(__u32 tgid, __u32 tid, const struct io_cal
   bpf_get_current_comm(&e->comm, sizeof(e->comm));
   BPF_CORE_READ_STR_INTO(&e->process_comm, task, group_leader, comm);
   copy_user_stack(e);
-  bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
+  if (send_stack_sample(e) != 0) {
+    count_drop(&io_drops, SW_DROP_COPY_FALLBACK);
+    return false;
+  }
   return true;
 }
 

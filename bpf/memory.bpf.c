@@ -586,11 +586,8 @@ int mem_munmap(struct pt_regs *ctx) {
  * there. False when the copy ring is full: the fault is then counted here
  * under its frame-pointer stack (see io.bpf.c's send_copy). */
 static __always_inline bool send_fault_copy(__u32 tgid, __u32 tid) {
-  struct sw_stack_sample *e = bpf_ringbuf_reserve(&stack_samples, sizeof(*e), 0);
-  if (!e) {
-    count_drop(&mem_drops, SW_DROP_COPY_FALLBACK);
-    return false;
-  }
+  struct sw_stack_sample *e = stack_scratch_slot();
+  if (!e) return false;
   struct task_struct *task = bpf_get_current_task_btf();
   e->tgid = tgid;
   e->tid = tid;
@@ -608,7 +605,10 @@ static __always_inline bool send_fault_copy(__u32 tgid, __u32 tid) {
   bpf_get_current_comm(&e->comm, sizeof(e->comm));
   BPF_CORE_READ_STR_INTO(&e->process_comm, task, group_leader, comm);
   copy_user_stack(e);
-  bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
+  if (send_stack_sample(e) != 0) {
+    count_drop(&mem_drops, SW_DROP_COPY_FALLBACK);
+    return false;
+  }
   return true;
 }
 

@@ -246,10 +246,9 @@ int BPF_PROG(off_cpu_sys_exit, struct pt_regs *regs, long ret) {
   __u32 tid = (__u32)bpf_get_current_pid_tgid();
   struct off_pending *p = bpf_map_lookup_elem(&off_pending, &tid);
   if (!p) return 0;
-  struct sw_stack_sample *e = bpf_ringbuf_reserve(&stack_samples, sizeof(*e), 0);
+  struct sw_stack_sample *e = stack_scratch_slot();
   if (!e) {
-    count_drop(&offcpu_drops, SW_DROP_COPY_FALLBACK);
-    flush_pending(tid); /* keep the time, with the frame-pointer stacks */
+    flush_pending(tid);
     return 0;
   }
   e->tgid = p->start.tgid;
@@ -264,9 +263,13 @@ int BPF_PROG(off_cpu_sys_exit, struct pt_regs *regs, long ret) {
   for (int i = 0; i < SW_MAX_PENDING_BLOCKS; i++) e->blocks[i] = p->blocks[i];
   __builtin_memcpy(e->comm, p->start.comm, sizeof(e->comm));
   __builtin_memcpy(e->process_comm, p->start.process_comm, sizeof(e->process_comm));
-  bpf_map_delete_elem(&off_pending, &tid);
   copy_user_stack(e);
-  bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
+  if (send_stack_sample(e) != 0) {
+    count_drop(&offcpu_drops, SW_DROP_COPY_FALLBACK);
+    flush_pending(tid); /* keep the time, with the frame-pointer stacks */
+    return 0;
+  }
+  bpf_map_delete_elem(&off_pending, &tid);
   return 0;
 }
 

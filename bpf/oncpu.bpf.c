@@ -88,11 +88,8 @@ static __always_inline void record(struct bpf_perf_event_data *ctx, void *counts
 static __always_inline bool send_stack_copy(struct bpf_perf_event_data *ctx, __u32 tgid, __u32 tid) {
   struct task_struct *task = bpf_get_current_task_btf();
   if (BPF_CORE_READ(task, mm) == NULL) return false;
-  struct sw_stack_sample *e = bpf_ringbuf_reserve(&stack_samples, sizeof(*e), 0);
-  if (!e) {
-    count_drop(&oncpu_drops, SW_DROP_EVENTS_FULL);
-    return true;
-  }
+  struct sw_stack_sample *e = stack_scratch_slot();
+  if (!e) return false;
   e->tgid = tgid;
   e->tid = tid;
   e->kind = SW_KIND_ON_CPU;
@@ -107,7 +104,7 @@ static __always_inline bool send_stack_copy(struct bpf_perf_event_data *ctx, __u
   BPF_CORE_READ_STR_INTO(&e->process_comm, task, group_leader, comm);
   copy_user_stack(e);
   /* No wake-up per sample: user space drains the ring every 100 ms. */
-  bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
+  if (send_stack_sample(e) != 0) count_drop(&oncpu_drops, SW_DROP_EVENTS_FULL);
   return true;
 }
 

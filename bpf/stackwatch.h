@@ -107,7 +107,9 @@ struct sw_off_block {
 /* One sample whose user stack user space unwinds with DWARF CFI (the
  * frame-pointer walk of the kernel stops at the first function built
  * without frame pointers). Sent through a ring buffer: such stacks cannot
- * be aggregated before they are unwound. */
+ * be aggregated before they are unwound. A record holds the fields up to
+ * `stack` and then stack_len bytes of it, not the whole array (most stacks
+ * use a few KiB): readers check the record's size against stack_len. */
 struct sw_stack_sample {
   __u32 tgid;
   __u32 tid;

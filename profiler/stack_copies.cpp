@@ -4,6 +4,7 @@
 #include <bpf/bpf.h>
 
 #include <cerrno>
+#include <cstddef>
 #include <cstring>
 
 #include "bpf/stackwatch.h"
@@ -31,8 +32,13 @@ void StackCopies::add_ring(int ring_fd) {
 void StackCopies::consume() { ring_buffer__consume(ring_.get()); }
 
 int StackCopies::on_sample(void* ctx, void* data, size_t size) {
-  if (size < sizeof(sw_stack_sample)) return 0;
-  static_cast<StackCopies*>(ctx)->handle(*static_cast<const sw_stack_sample*>(data));
+  // A record carries its header and stack_len bytes of stack, not the
+  // whole stack array (send_stack_sample in bpf/common.bpf.h).
+  constexpr size_t kHeader = offsetof(sw_stack_sample, stack);
+  if (size < kHeader) return 0;
+  const auto& s = *static_cast<const sw_stack_sample*>(data);
+  if (s.stack_len > size - kHeader) return 0;  // never sent so: not ours
+  static_cast<StackCopies*>(ctx)->handle(s);
   return 0;
 }
 
