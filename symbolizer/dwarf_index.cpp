@@ -111,6 +111,9 @@ class DwarfIndex::Builder {
 
  private:
   void finish() {
+    // The next unit numbers its files afresh.
+    for (uint32_t global : unit_.files)
+      if (global < index_.scratch_.local_of_global.size()) index_.scratch_.local_of_global[global] = 0;
     auto& ranges = unit_.ranges;
     std::stable_sort(ranges.begin(), ranges.end(), [](const Range& a, const Range& b) {
       if (a.parent != b.parent) return a.parent < b.parent;
@@ -190,12 +193,25 @@ class DwarfIndex::Builder {
     }
     std::vector<LineRow>& decoded = index_.line_scratch_;
     decoded.clear();
-    if (!program_.decode(*index_.line_sections_, *stmt_list, address_size, comp_dir, decoded)) return false;
-    own_lines_ = true;  // unit_file now reads program_'s table
+    LineProgram& program = index_.scratch_.program;
+    if (!program.decode(*index_.line_sections_, *stmt_list, address_size, comp_dir, decoded)) return false;
+    own_lines_ = true;  // unit_file now reads the program's table
     rows_read_ = decoded.size();
-    // Program order first: unit-local files, numbered in the order rows name
-    // them, and the sequences (rows come one sequence after another).
-    std::vector<int32_t> local(program_.file_count(), -1);  // file index -> unit-local file
+    auto by_address = [](const LineRow& a, const LineRow& b) {
+      if (a.address != b.address) return a.address < b.address;
+      return a.end_sequence > b.end_sequence;
+    };
+    // One pass in program order: unit-local files, numbered in the order
+    // rows name them; the sequences (rows come one sequence after another);
+    // and whether each sequence ascends.
+    std::vector<int32_t>& local = index_.scratch_.local_of_file;  // file index -> unit-local file
+    local.assign(program.file_count(), -1);
+    auto& blocks = row_blocks_;
+    bool blocks_sorted = true;
+    // A sequence ending at the address of its last rows (GCC does so in
+    // 347 of libc's units) ascends but for its end, which sorting puts first
+    // among those rows.
+    bool end_ties = false;
     size_t begin = 0;
     for (size_t i = 0; i < decoded.size(); ++i) {
       LineRow& r = decoded[i];
@@ -205,12 +221,18 @@ class DwarfIndex::Builder {
         file = static_cast<uint32_t>(local[r.file]);
       }
       r.file = file;
+      if (i > begin && by_address(r, decoded[i - 1])) {
+        if (r.end_sequence && r.address == decoded[i - 1].address)
+          end_ties = true;
+        else
+          blocks_sorted = false;
+      }
       if (r.end_sequence) {
-        row_blocks_.emplace_back(begin, i + 1);
+        blocks.emplace_back(begin, i + 1);
         begin = i + 1;
       }
     }
-    if (begin < decoded.size()) row_blocks_.emplace_back(begin, decoded.size());
+    if (begin < decoded.size()) blocks.emplace_back(begin, decoded.size());
     auto to_row = [](const LineRow& r) {
       Row row;
       row.address = r.address;
@@ -222,29 +244,52 @@ class DwarfIndex::Builder {
     };
     // Then the rows straight in the order sort_rows would give them, when
     // it is the sequences' order (the usual case): one array written once,
-    // not written in program order and copied again.
-    auto by_address = [](const LineRow& a, const LineRow& b) {
-      if (a.address != b.address) return a.address < b.address;
-      return a.end_sequence > b.end_sequence;
-    };
-    bool blocks_sorted = true;
-    for (const auto& [b, e] : row_blocks_)
-      blocks_sorted = blocks_sorted && std::is_sorted(decoded.begin() + b, decoded.begin() + e, by_address);
+    // not written in program order and copied again. Each sequence ascends,
+    // so the whole does if each one starts where the previous one may end.
     unit_.rows.reserve(decoded.size());
     if (blocks_sorted) {
-      std::vector<std::pair<size_t, size_t>> blocks = row_blocks_;
-      std::sort(blocks.begin(), blocks.end(), [&decoded](const auto& a, const auto& b) {
+      auto& ordered = index_.scratch_.ordered_blocks;
+      ordered.assign(blocks.begin(), blocks.end());
+      std::sort(ordered.begin(), ordered.end(), [&decoded](const auto& a, const auto& b) {
         return decoded[a.first].address < decoded[b.first].address;
       });
-      for (const auto& [b, e] : blocks) {
-        if (decoded[b].address == 0) continue;  // discarded code (see sort_rows)
-        for (size_t i = b; i < e; ++i) unit_.rows.push_back(to_row(decoded[i]));
+      const LineRow* last = nullptr;
+      bool ascending = true;
+      for (const auto& [b, e] : ordered) {
+        // Discarded code (see sort_rows). With end ties the rows must come
+        // out as the stable sort of them all in program order (sort_rows'
+        // fallback), which keeps such sequences: that sort then; and the
+        // sequences strictly apart, so that no rows of two of them tie.
+        if (decoded[b].address == 0) {
+          if (!end_ties) continue;
+          ascending = false;
+          break;
+        }
+        if (last != nullptr && (end_ties ? decoded[b].address <= last->address : by_address(decoded[b], *last))) {
+          ascending = false;
+          break;
+        }
+        last = &decoded[e - 1];
       }
-      if (std::is_sorted(unit_.rows.begin(), unit_.rows.end(), row_order)) {
+      if (ascending) {
+        for (const auto& [b, e] : ordered) {
+          if (decoded[b].address == 0) continue;
+          // A sequence whose end ties with the rows before it: the end
+          // first among them, as a stable sort puts it.
+          size_t tied = e;
+          if (end_ties && e - b >= 2 && decoded[e - 1].end_sequence && decoded[e - 2].address == decoded[e - 1].address) {
+            tied = e - 1;
+            while (tied > b && decoded[tied - 1].address == decoded[e - 1].address) --tied;
+            for (size_t i = b; i < tied; ++i) unit_.rows.push_back(to_row(decoded[i]));
+            unit_.rows.push_back(to_row(decoded[e - 1]));
+            for (size_t i = tied; i + 1 < e; ++i) unit_.rows.push_back(to_row(decoded[i]));
+            continue;
+          }
+          for (size_t i = b; i < e; ++i) unit_.rows.push_back(to_row(decoded[i]));
+        }
         rows_sorted_ = true;
         return true;
       }
-      unit_.rows.clear();
     }
     for (const LineRow& r : decoded) unit_.rows.push_back(to_row(r));  // sort_rows sorts them
     return true;
@@ -253,25 +298,29 @@ class DwarfIndex::Builder {
   // A unit-local file number for a row (rows keep 16 bits).
   uint16_t local_file(uint32_t global) {
     if (global == 0) return 0;
-    auto [it, fresh] = local_ids_.try_emplace(global, 0);
-    if (fresh) {
-      if (unit_.files.size() > kMaxUnitFiles) {
-        local_ids_.erase(it);
-        return 0;
-      }
-      it->second = static_cast<uint16_t>(unit_.files.size());
+    std::vector<uint16_t>& local_of_global = index_.scratch_.local_of_global;
+    if (global >= local_of_global.size()) local_of_global.resize(index_.files_.size(), 0);
+    uint16_t& local = local_of_global[global];
+    if (local == 0) {
+      if (unit_.files.size() > kMaxUnitFiles) return 0;
+      local = static_cast<uint16_t>(unit_.files.size());
       unit_.files.push_back(global);
     }
-    return it->second;
+    return local;
   }
 
   uint32_t unit_file(Dwarf_Word index) {
-    size_t count = own_lines_ ? program_.file_count() : (unit_files_ != nullptr ? unit_file_count_ : 0);
+    const LineProgram& program = index_.scratch_.program;
+    size_t count = own_lines_ ? program.file_count() : (unit_files_ != nullptr ? unit_file_count_ : 0);
     if (index >= count) return 0;
-    if (unit_file_ids_.empty()) unit_file_ids_.assign(count, UINT32_MAX);
-    uint32_t& id = unit_file_ids_[index];
+    std::vector<uint32_t>& ids = index_.scratch_.unit_file_ids;
+    if (!unit_file_ids_ready_) {
+      ids.assign(count, UINT32_MAX);
+      unit_file_ids_ready_ = true;
+    }
+    uint32_t& id = ids[index];
     if (id == UINT32_MAX)
-      id = own_lines_ ? intern_path(program_.file_path(index))
+      id = own_lines_ ? intern_path(program.file_path(index))
                       : intern_file(dwarf_filesrc(unit_files_, index, nullptr, nullptr));
     return id;
   }
@@ -447,15 +496,13 @@ class DwarfIndex::Builder {
   Unit& unit_;
   std::vector<std::pair<size_t, size_t>> row_blocks_;     // [begin, end) of each sequence's rows
   std::unordered_map<const char*, uint32_t> unit_names_;  // this unit's names as libdw returned them
-  std::unordered_map<uint32_t, uint16_t> local_ids_;      // global file id -> unit-local
   std::string comp_dir_;
   Dwarf_Files* unit_files_ = nullptr;  // libdw's file table, when its line table is used
   size_t unit_file_count_ = 0;
-  bool own_lines_ = false;  // the line table came from program_ (or there is none)
+  bool own_lines_ = false;  // the line table came from scratch_.program (or there is none)
   bool libdw_walked_ = false;  // libdw read the unit's DIEs
   bool rows_sorted_ = false;   // unit_.rows are already as sort_rows would leave them
-  LineProgram program_;
-  std::vector<uint32_t> unit_file_ids_;
+  bool unit_file_ids_ready_ = false;  // scratch_.unit_file_ids is this unit's
   size_t rows_read_ = 0;
 };
 

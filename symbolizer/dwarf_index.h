@@ -179,6 +179,16 @@ class DwarfIndex {
   size_t restarts_ = 0;
   std::optional<LineSections> line_sections_;  // set when LineProgram can read the line tables
   std::vector<LineRow> line_scratch_;          // one unit's decoded rows, reused
+  // The rest of one unit's working memory, kept for the next unit (a cold
+  // module reads thousands: libc's 2,063).
+  struct BuildScratch {
+    LineProgram program;
+    std::vector<int32_t> local_of_file;                         // line-table file -> unit-local file
+    std::vector<uint32_t> unit_file_ids;                        // line-table file -> global file id
+    std::vector<uint16_t> local_of_global;                      // global file id -> unit-local, 0: none
+    std::vector<std::pair<size_t, size_t>> ordered_blocks;      // sequences by address
+  };
+  BuildScratch scratch_;
   std::optional<DebugSections> debug_sections_;  // set when UnitReader can read the DIEs
   std::optional<UnitReader> unit_reader_;
   UnitWalk walk_scratch_;  // one unit's function DIEs, reused

@@ -178,6 +178,10 @@ bool LineProgram::decode(const LineSections& sections, uint64_t offset, unsigned
   int64_t line = 1;
   uint64_t file = 1, column = 0;
   auto advance = [&](uint64_t operation_advance) {
+    if (max_ops == 1) {  // every producer but VLIW ones: no division per row
+      address += min_instruction_length * operation_advance;
+      return;
+    }
     address += min_instruction_length * ((op_index + operation_advance) / max_ops);
     op_index = (op_index + operation_advance) % max_ops;
   };
