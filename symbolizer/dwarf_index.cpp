@@ -539,7 +539,10 @@ std::unique_ptr<DwarfIndex> DwarfIndex::build(Elf* elf, size_t libdw_row_budget,
   index->can_restart_ = !has_supplementary_file(elf);
   index->line_sections_ = find_line_sections(elf);
   if (own_die_reader) index->debug_sections_ = find_debug_sections(elf);
-  if (index->debug_sections_) index->unit_reader_.emplace(*index->debug_sections_);
+  if (index->debug_sections_) {
+    index->unit_reader_.emplace(*index->debug_sections_);
+    index->name_reader_.emplace(*index->debug_sections_);
+  }
   index->row_budget_ = libdw_row_budget;
   index->files_.emplace_back();  // file 0: unknown
   std::vector<uint32_t> unstated;  // units that give no ranges
@@ -563,6 +566,11 @@ std::unique_ptr<DwarfIndex> DwarfIndex::build(Elf* elf, size_t libdw_row_budget,
   }
   std::sort(index->spans_.begin(), index->spans_.end(),
             [](const UnitSpan& a, const UnitSpan& b) { return a.low < b.low; });
+  if (index->unit_reader_) {
+    for (const Unit& u : index->units_)
+      if (u.unit_offset != UINT64_MAX) index->unit_starts_.push_back(u.unit_offset);
+    std::sort(index->unit_starts_.begin(), index->unit_starts_.end());
+  }
   index->spans_.shrink_to_fit();
   index->units_.shrink_to_fit();
   // Listing the units made libdw parse every unit header and many abbrevs.
@@ -761,8 +769,21 @@ const char* DwarfIndex::own_name(uint64_t die) {
   const char* found[3] = {nullptr, nullptr, nullptr};
   UnitReader::NameStep step;
   uint64_t at = die;
+  bool reopened = false;
   for (int i = 0; i <= 16; ++i) {
-    if (!unit_reader_->holds(at) || !unit_reader_->name_step(at, step)) return nullptr;
+    UnitReader* reader = unit_reader_->holds(at) ? &*unit_reader_ : name_reader_->holds(at) ? &*name_reader_ : nullptr;
+    // The node's own unit is opened for it; not the units a chain leads to
+    // (LTO's abstract origins, all over python3.11's units: reopening them
+    // for each name costs more than libdw's lookup, which keeps them).
+    if (reader == nullptr && i == 0 && reopen_for_names() && open_unit_holding(at)) {
+      reader = &*name_reader_;
+      reopened = true;
+      ++names_reopened_;
+    }
+    if (reader == nullptr || !reader->name_step(at, step)) {
+      if (reopened) ++names_reopened_in_vain_;
+      return nullptr;
+    }
     if (found[0] == nullptr) found[0] = step.linkage_name;
     if (found[1] == nullptr) found[1] = step.mips_linkage_name;
     if (found[2] == nullptr) found[2] = step.name;
@@ -772,6 +793,13 @@ const char* DwarfIndex::own_name(uint64_t die) {
   for (const char* name : found)
     if (name != nullptr) return name;
   return "";
+}
+
+bool DwarfIndex::open_unit_holding(uint64_t die) {
+  // The last unit starting at or before die.
+  auto it = std::upper_bound(unit_starts_.begin(), unit_starts_.end(), die);
+  if (it == unit_starts_.begin()) return false;
+  return name_reader_->open(*--it) && name_reader_->holds(die);
 }
 
 const char* DwarfIndex::raw_name(uint32_t node) {

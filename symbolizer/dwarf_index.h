@@ -18,8 +18,8 @@
 // flattened away), sorted. Names are resolved through DW_AT_abstract_origin /
 // DW_AT_specification chains (as dwarf_attr_integrate), which is where LTO
 // binaries put them, across units, on the first lookup that needs a node's
-// name: by UnitReader while the chain stays in the unit it has open (the
-// one just read, in a batch), else through libdw. The unit's line table (decoded by LineProgram, else by libdw) is
+// name: by UnitReader while the chain stays in the unit just read or the
+// node's own unit, else through libdw. The unit's line table (decoded by LineProgram, else by libdw) is
 // kept as compact sorted rows. Function node ids are global to the module (they grow as
 // units are read).
 #pragma once
@@ -162,9 +162,18 @@ class DwarfIndex {
   // Ends and restarts the libdw handle, dropping its caches (see build).
   void restart_libdw();
   // The name as function_name() in dwarf_index.cpp reads it through libdw,
-  // read by UnitReader while the DIEs it needs are in the unit it has open;
-  // nullptr when they are not (then libdw).
+  // read by UnitReader while the DIEs it needs are in the unit unit_reader_
+  // has open (the one just read, in a batch) or the node's own unit, which
+  // name_reader_ opens; nullptr when they are not (then libdw).
   const char* own_name(uint64_t die);
+  // Opens the unit holding the DIE at die with name_reader_; false if none
+  // it can read does. libc's units' ranges interleave, so a batch names some
+  // functions after another unit was read: reopening one costs its header
+  // and abbreviations, a libdw lookup several times that.
+  bool open_unit_holding(uint64_t die);
+  // Whether to go on reopening units for names: not once most reopenings
+  // ended in libdw all the same (LTO: the chain leaves the unit).
+  bool reopen_for_names() const { return names_reopened_ < 64 || names_reopened_in_vain_ * 2 < names_reopened_; }
   bool functions_in(const Unit& unit, uint64_t vaddr, std::vector<uint32_t>& chain) const;
   bool line_in(const Unit& unit, uint64_t vaddr, SourceLocation& out) const;
 
@@ -191,10 +200,14 @@ class DwarfIndex {
   BuildScratch scratch_;
   std::optional<DebugSections> debug_sections_;  // set when UnitReader can read the DIEs
   std::optional<UnitReader> unit_reader_;
+  std::optional<UnitReader> name_reader_;  // reopens the units of nodes named late (own_name)
+  size_t names_reopened_ = 0;               // names for which name_reader_ opened the node's unit
+  size_t names_reopened_in_vain_ = 0;       // ... and that libdw read after all
   UnitWalk walk_scratch_;  // one unit's function DIEs, reused
   size_t units_walked_by_libdw_ = 0;
   size_t names_read_by_libdw_ = 0;
   std::vector<Unit> units_;
+  std::vector<uint64_t> unit_starts_;  // units_' unit_offset where UnitReader may read them, sorted
   std::vector<UnitSpan> spans_;  // sorted by low
   size_t span_hint_ = 0;         // the last lookup's upper bound among spans_
   size_t units_read_ = 0;
