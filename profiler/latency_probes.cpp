@@ -133,9 +133,10 @@ LatencyProbes::LatencyProbes(std::vector<ProbeTarget> targets, const LatencyProb
   impl_->skel.reset(latency_bpf__open());
   if (!impl_->skel) throw_bpf_error("cannot open the latency BPF program", errno);
   // The shared maps of common.bpf.h are not used here: do not create them
-  // (the sample ring buffer alone is 8 MiB).
+  // (the sample ring buffer alone is 8 MiB, the record slot 17 KiB a CPU).
   for (bpf_map* m : {impl_->skel->maps.targets, impl_->skel->maps.seen, impl_->skel->maps.proc_events,
-                     impl_->skel->maps.stack_samples})
+                     impl_->skel->maps.stack_samples, impl_->skel->maps.stack_scratch,
+                     impl_->skel->maps.stack_mappings})
     bpf_map__set_autocreate(m, false);
   if (int err = latency_bpf__load(impl_->skel.get())) throw_bpf_error("cannot load the latency BPF program", err);
 

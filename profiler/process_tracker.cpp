@@ -20,6 +20,10 @@ ProcessTracker::ProcessTracker(const Options& options, symbolizer::Symbolizer& s
   bpf_map__set_max_entries(skel_->maps.targets, options.max_processes);
   bpf_map__set_max_entries(skel_->maps.seen, options.max_processes);
   bpf_map__set_max_entries(skel_->maps.stack_samples, options.stack_samples_bytes);
+  // The stack-copy helpers of common.bpf.h are the samplers' (a per-CPU
+  // record slot, a per-thread cache): no program here uses them.
+  bpf_map__set_autocreate(skel_->maps.stack_scratch, false);
+  bpf_map__set_autocreate(skel_->maps.stack_mappings, false);
   if (int err = proc_bpf__load(skel_); err) {
     proc_bpf__destroy(skel_);
     skel_ = nullptr;
