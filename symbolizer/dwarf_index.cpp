@@ -129,10 +129,13 @@ class DwarfIndex::Builder {
     }
     unit_.top_begin = static_cast<uint32_t>(i);
     sort_rows();
+    std::vector<Row>& rows = rows_sorted_ ? index_.scratch_.sorted_rows : unit_.rows;
     // As libdw does after sorting (a row some producers leave at the
     // address of the final end of sequence must not run on past it); the
     // rows then equal dwarf_getsrclines' whichever decoder read them.
-    if (!unit_.rows.empty()) unit_.rows.back().column |= kEndSequence;
+    if (!rows.empty()) rows.back().column |= kEndSequence;
+    drop_unreachable_rows(rows);
+    if (rows_sorted_) unit_.rows.assign(rows.begin(), rows.end());
     ranges.shrink_to_fit();
     unit_.rows.shrink_to_fit();
     unit_.files.shrink_to_fit();
@@ -145,6 +148,29 @@ class DwarfIndex::Builder {
       const Row* rows = unit_.rows.data();
       unit_.row_buckets.build(unit_.rows.size(), [rows](size_t k) { return rows[k].address; });
     }
+  }
+
+  // Drops the rows no lookup can return or tell apart from the row before
+  // them: a row followed by one at the same address (line_in takes the last
+  // row at or below an address), and a row saying what the row before it
+  // says. Half of libc's rows (GCC emits a row per view and per is_stmt
+  // change); line_in answers as before for every address. End-of-sequence
+  // rows stay, and so does the last row (an end since finish marked it).
+  static void drop_unreachable_rows(std::vector<Row>& rows) {
+    auto same_place = [](const Row& a, const Row& b) {
+      return a.line == b.line && a.file == b.file && a.column == b.column;  // neither an end: same column bit
+    };
+    size_t kept = 0;
+    const size_t n = rows.size();
+    for (size_t i = 0; i < n; ++i) {
+      const Row& r = rows[i];
+      if (!r.end_sequence() && i + 1 < n) {
+        if (!rows[i + 1].end_sequence() && rows[i + 1].address == r.address) continue;
+        if (kept > 0 && !rows[kept - 1].end_sequence() && same_place(rows[kept - 1], r)) continue;
+      }
+      rows[kept++] = r;
+    }
+    rows.resize(kept);
   }
 
   // A global file id for a name as libdw returned it.
@@ -246,8 +272,9 @@ class DwarfIndex::Builder {
     // it is the sequences' order (the usual case): one array written once,
     // not written in program order and copied again. Each sequence ascends,
     // so the whole does if each one starts where the previous one may end.
-    unit_.rows.reserve(decoded.size());
     if (blocks_sorted) {
+      std::vector<Row>& sorted = index_.scratch_.sorted_rows;
+      sorted.clear();
       auto& ordered = index_.scratch_.ordered_blocks;
       ordered.assign(blocks.begin(), blocks.end());
       std::sort(ordered.begin(), ordered.end(), [&decoded](const auto& a, const auto& b) {
@@ -280,17 +307,18 @@ class DwarfIndex::Builder {
           if (end_ties && e - b >= 2 && decoded[e - 1].end_sequence && decoded[e - 2].address == decoded[e - 1].address) {
             tied = e - 1;
             while (tied > b && decoded[tied - 1].address == decoded[e - 1].address) --tied;
-            for (size_t i = b; i < tied; ++i) unit_.rows.push_back(to_row(decoded[i]));
-            unit_.rows.push_back(to_row(decoded[e - 1]));
-            for (size_t i = tied; i + 1 < e; ++i) unit_.rows.push_back(to_row(decoded[i]));
+            for (size_t i = b; i < tied; ++i) sorted.push_back(to_row(decoded[i]));
+            sorted.push_back(to_row(decoded[e - 1]));
+            for (size_t i = tied; i + 1 < e; ++i) sorted.push_back(to_row(decoded[i]));
             continue;
           }
-          for (size_t i = b; i < e; ++i) unit_.rows.push_back(to_row(decoded[i]));
+          for (size_t i = b; i < e; ++i) sorted.push_back(to_row(decoded[i]));
         }
         rows_sorted_ = true;
         return true;
       }
     }
+    unit_.rows.reserve(decoded.size());
     for (const LineRow& r : decoded) unit_.rows.push_back(to_row(r));  // sort_rows sorts them
     return true;
   }
@@ -501,7 +529,7 @@ class DwarfIndex::Builder {
   size_t unit_file_count_ = 0;
   bool own_lines_ = false;  // the line table came from scratch_.program (or there is none)
   bool libdw_walked_ = false;  // libdw read the unit's DIEs
-  bool rows_sorted_ = false;   // unit_.rows are already as sort_rows would leave them
+  bool rows_sorted_ = false;   // the rows are in scratch_.sorted_rows, as sort_rows would leave them
   bool unit_file_ids_ready_ = false;  // scratch_.unit_file_ids is this unit's
   size_t rows_read_ = 0;
 };

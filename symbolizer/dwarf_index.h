@@ -196,6 +196,7 @@ class DwarfIndex {
     std::vector<uint32_t> unit_file_ids;                        // line-table file -> global file id
     std::vector<uint16_t> local_of_global;                      // global file id -> unit-local, 0: none
     std::vector<std::pair<size_t, size_t>> ordered_blocks;      // sequences by address
+    std::vector<Row> sorted_rows;                               // before drop_unreachable_rows
   };
   BuildScratch scratch_;
   std::optional<DebugSections> debug_sections_;  // set when UnitReader can read the DIEs
