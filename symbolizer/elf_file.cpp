@@ -4,10 +4,12 @@
 
 #include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <gelf.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <string_view>
 
@@ -106,6 +108,26 @@ static constexpr int kMadvPageout = MADV_PAGEOUT;
 static constexpr int kMadvPageout = 21;
 #endif
 
+void ElfFile::release_file_pages(const char* raw, size_t size) const {
+  auto page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+  auto start = reinterpret_cast<uintptr_t>(raw);
+  if (start % page != 0) return;  // not libelf's mapping of the file
+  // MADV_DONTNEED only unmaps the pages, which stay in the page cache, but
+  // would zero anonymous memory: only where the mapping is proven to be this
+  // file's (libelf falls back to reading the file into memory when it
+  // cannot map it). Else MADV_PAGEOUT, which reclaims clean file pages and
+  // leaves anonymous memory as it is (no swap) or swaps it out, but evicts
+  // the file from the page cache too: ~0.8 ms of a cold libc, and the next
+  // Symbolizer reads it from the disk again.
+  char link[64];
+  std::snprintf(link, sizeof link, "/proc/self/map_files/%lx-%lx", static_cast<unsigned long>(start),
+                static_cast<unsigned long>(start + (size + page - 1) / page * page));
+  struct stat mapped, file;
+  bool file_backed = ::stat(link, &mapped) == 0 && ::fstat(fd_, &file) == 0 && mapped.st_dev == file.st_dev &&
+                     mapped.st_ino == file.st_ino;
+  madvise(const_cast<char*>(raw), size, file_backed ? MADV_DONTNEED : kMadvPageout);
+}
+
 std::unique_ptr<ElfFile> ElfFile::open_for_dwarf() const {
   if (fd_ < 0) return nullptr;
   // .debug_aranges too: the index takes each unit's ranges from its DIE.
@@ -120,12 +142,8 @@ std::unique_ptr<ElfFile> ElfFile::open_for_dwarf() const {
     if (image) {
       // The compressed bytes were read once and are not needed again (the
       // symbol tables, which are, are read back from the file on use): out
-      // of our RSS (3.5 MB for libc's debug file). MADV_PAGEOUT reclaims
-      // clean file pages and, should libelf have read the file into memory
-      // instead of mapping it, leaves anonymous memory as it is (no swap)
-      // or swaps it out: never loses data, unlike MADV_DONTNEED would.
-      auto page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
-      if (reinterpret_cast<uintptr_t>(raw) % page == 0) madvise(const_cast<char*>(raw), file_size, kMadvPageout);
+      // of our RSS (3.5 MB for libc's debug file).
+      release_file_pages(raw, file_size);
       std::unique_ptr<ElfFile> f(new ElfFile());
       f->path_ = path_;
       f->inflated_ = std::move(image);

@@ -64,6 +64,9 @@ class ElfFile {
  private:
   ElfFile() = default;
   void inspect();
+  // Drops the pages of this file's bytes at raw (libelf's view of it) from
+  // the process's memory.
+  void release_file_pages(const char* raw, size_t size) const;
 
   int fd_ = -1;
   std::vector<char> image_;
