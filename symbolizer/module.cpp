@@ -135,8 +135,7 @@ void Module::symbolize(uint64_t vaddr, const LookupOptions& options, FrameList& 
     // symbol covers the address, as llvm-symbolizer and perf do: DWARF may
     // name an internal alias (glibc's __GI_ names), the symbol the public one,
     // and clones keep their suffix (foo.constprop.0, foo.cold).
-    const ElfSymbol* sym = naming_symbols_->find_sized(vaddr, last_named_);
-    if (sym != nullptr) last_named_ = sym;
+    const ElfSymbol* sym = naming_symbols_->find_sized_near(vaddr, naming_hint_);
     static const std::string kNone;
     auto emit = [&](uint32_t node, const SourceLocation& at, bool inlined) {
       Frame& f = out.append_reusing();

@@ -75,7 +75,7 @@ class Module {
   // Per DWARF function node, its display name in names_ once resolved: an
   // array index per frame instead of a hash lookup.
   std::vector<const std::string*> node_names_;
-  const ElfSymbol* last_named_ = nullptr;  // the last lookup's naming symbol: the next one's first guess
+  size_t naming_hint_ = 0;  // where the last lookup's naming symbol was found: the next one looks there first
   std::vector<const std::string*> symbol_names_;  // the same per naming symbol
   const std::string& node_name(uint32_t node, bool demangle);
   const std::string& symbol_name(const ElfSymbol* symbol, bool demangle);

@@ -27,14 +27,11 @@ class SymbolTable {
 
   // The sized symbol covering vaddr, or nullptr.
   const ElfSymbol* find_sized(uint64_t vaddr) const;
-  // The same, trying `hint` (an earlier answer, or nullptr) before the
-  // binary search: ascending lookups mostly stay in one function.
-  const ElfSymbol* find_sized(uint64_t vaddr, const ElfSymbol* hint) const {
-    if (hint != nullptr && vaddr >= hint->start && vaddr - hint->start < hint->size &&
-        (hint + 1 == symbols_.data() + symbols_.size() || hint[1].start > vaddr))
-      return hint;  // the nearest symbol at or below vaddr, and it covers it: find()'s answer
-    return find_sized(vaddr);
-  }
+  // The same, starting from hint, the position find_sized_near left there
+  // last time (0 at first): ascending lookups mostly stay in one function
+  // or move to the next few, also where none covers them (a stripped
+  // binary's static functions), which a binary search would pay for.
+  const ElfSymbol* find_sized_near(uint64_t vaddr, size_t& hint) const;
   // The sized symbol covering vaddr, else the nearest preceding sizeless one
   // (the caller must check its bounds some other way), else nullptr.
   const ElfSymbol* find(uint64_t vaddr) const;
@@ -47,6 +44,9 @@ class SymbolTable {
   size_t index_of(const ElfSymbol* symbol) const { return static_cast<size_t>(symbol - symbols_.data()); }
 
  private:
+  // find()'s answer given the upper bound of vaddr among symbols_.
+  const ElfSymbol* find_before(std::vector<ElfSymbol>::const_iterator upper, uint64_t vaddr) const;
+
   std::vector<ElfSymbol> symbols_;
   std::vector<ElfSymbol> aliases_;  // sorted by start
 };
