@@ -134,6 +134,32 @@ static __always_inline struct sw_stack_sample *stack_scratch_slot(void) {
   return bpf_map_lookup_elem(&stack_scratch, &zero);
 }
 
+/* The record slot, its header set for a sample of the current thread: no
+ * kernel stack, no frame-pointer stack, no blocks, no I/O; the thread's and
+ * its process's names. The caller sets what its kind has, copies the user
+ * stack and sends it. NULL if the slot cannot be had. */
+static __always_inline struct sw_stack_sample *start_stack_sample(__u32 tgid, __u32 tid, __u32 kind) {
+  struct sw_stack_sample *e = stack_scratch_slot();
+  if (!e) return NULL;
+  struct task_struct *task = bpf_get_current_task_btf();
+  e->tgid = tgid;
+  e->tid = tid;
+  e->kind = kind;
+  e->state = 0;
+  e->off_ns = 0;
+  e->kernel_stack_id = -1;
+  e->kernel_depth = 0;
+  e->user_stack_id = -1;
+  e->nblocks = 0;
+  e->io_bytes = 0;
+  e->io_ns = 0;
+  e->io_op = 0;
+  e->io_fd_kind = 0;
+  bpf_get_current_comm(&e->comm, sizeof(e->comm));
+  BPF_CORE_READ_STR_INTO(&e->process_comm, task, group_leader, comm);
+  return e;
+}
+
 /* Sends e with its header and e->stack_len bytes of stack; non-zero when
  * the ring is full. */
 static __always_inline long send_stack_sample(struct sw_stack_sample *e) {

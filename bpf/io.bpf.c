@@ -271,24 +271,13 @@ static __always_inline void add_call(void *ctx, void *counts, void *stacks, __u3
  * so no call is lost, only its outer frames. Each copy costs the calling
  * thread ~2 us; the ring's size bounds how many calls a second get one. */
 static __always_inline bool send_copy(__u32 tgid, __u32 tid, const struct io_call *call, __u64 bytes, __u64 ns) {
-  struct sw_stack_sample *e = stack_scratch_slot();
+  struct sw_stack_sample *e = start_stack_sample(tgid, tid, SW_KIND_IO);
   if (!e) return false;
-  struct task_struct *task = bpf_get_current_task_btf();
-  e->tgid = tgid;
-  e->tid = tid;
-  e->kind = SW_KIND_IO;
-  e->state = 0;
-  e->off_ns = 0;
   e->kernel_stack_id = -EFAULT;
-  e->kernel_depth = 0;
-  e->user_stack_id = -1;
-  e->nblocks = 0;
   e->io_bytes = bytes;
   e->io_ns = ns;
   e->io_op = call->op;
   e->io_fd_kind = call->fd_kind;
-  bpf_get_current_comm(&e->comm, sizeof(e->comm));
-  BPF_CORE_READ_STR_INTO(&e->process_comm, task, group_leader, comm);
   copy_user_stack(e);
   if (send_stack_sample(e) != 0) {
     count_drop(&io_drops, SW_DROP_COPY_FALLBACK);

@@ -586,24 +586,8 @@ int mem_munmap(struct pt_regs *ctx) {
  * there. False when the copy ring is full: the fault is then counted here
  * under its frame-pointer stack (see io.bpf.c's send_copy). */
 static __always_inline bool send_fault_copy(__u32 tgid, __u32 tid) {
-  struct sw_stack_sample *e = stack_scratch_slot();
+  struct sw_stack_sample *e = start_stack_sample(tgid, tid, SW_KIND_PAGE_FAULT);
   if (!e) return false;
-  struct task_struct *task = bpf_get_current_task_btf();
-  e->tgid = tgid;
-  e->tid = tid;
-  e->kind = SW_KIND_PAGE_FAULT;
-  e->state = 0;
-  e->off_ns = 0;
-  e->kernel_stack_id = -1;
-  e->kernel_depth = 0;
-  e->user_stack_id = -1;
-  e->nblocks = 0;
-  e->io_bytes = 0;
-  e->io_ns = 0;
-  e->io_op = 0;
-  e->io_fd_kind = 0;
-  bpf_get_current_comm(&e->comm, sizeof(e->comm));
-  BPF_CORE_READ_STR_INTO(&e->process_comm, task, group_leader, comm);
   copy_user_stack(e);
   if (send_stack_sample(e) != 0) {
     count_drop(&mem_drops, SW_DROP_COPY_FALLBACK);

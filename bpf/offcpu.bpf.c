@@ -246,21 +246,14 @@ int BPF_PROG(off_cpu_sys_exit, struct pt_regs *regs, long ret) {
   __u32 tid = (__u32)bpf_get_current_pid_tgid();
   struct off_pending *p = bpf_map_lookup_elem(&off_pending, &tid);
   if (!p) return 0;
-  struct sw_stack_sample *e = stack_scratch_slot();
+  struct sw_stack_sample *e = start_stack_sample(p->start.tgid, tid, SW_KIND_OFF_CPU);
   if (!e) {
     flush_pending(tid);
     return 0;
   }
-  e->tgid = p->start.tgid;
-  e->tid = tid;
-  e->kind = SW_KIND_OFF_CPU;
-  e->state = 0;
-  e->off_ns = 0;
-  e->kernel_stack_id = -1;
-  e->kernel_depth = 0;
-  e->user_stack_id = -1;
   e->nblocks = p->nblocks;
   for (int i = 0; i < SW_MAX_PENDING_BLOCKS; i++) e->blocks[i] = p->blocks[i];
+  /* The names the thread blocked with. */
   __builtin_memcpy(e->comm, p->start.comm, sizeof(e->comm));
   __builtin_memcpy(e->process_comm, p->start.process_comm, sizeof(e->process_comm));
   copy_user_stack(e);

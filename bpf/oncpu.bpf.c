@@ -88,20 +88,10 @@ static __always_inline void record(struct bpf_perf_event_data *ctx, void *counts
 static __always_inline bool send_stack_copy(struct bpf_perf_event_data *ctx, __u32 tgid, __u32 tid) {
   struct task_struct *task = bpf_get_current_task_btf();
   if (BPF_CORE_READ(task, mm) == NULL) return false;
-  struct sw_stack_sample *e = stack_scratch_slot();
+  struct sw_stack_sample *e = start_stack_sample(tgid, tid, SW_KIND_ON_CPU);
   if (!e) return false;
-  e->tgid = tgid;
-  e->tid = tid;
-  e->kind = SW_KIND_ON_CPU;
-  e->state = 0;
-  e->off_ns = 0;
-  e->kernel_stack_id = -1;
   long n = bpf_get_stack(ctx, e->kernel_ips, sizeof(e->kernel_ips), 0);
   e->kernel_depth = n > 0 ? (__u32)(n / sizeof(__u64)) : 0;
-  e->user_stack_id = -1;
-  e->nblocks = 0;
-  bpf_get_current_comm(&e->comm, sizeof(e->comm));
-  BPF_CORE_READ_STR_INTO(&e->process_comm, task, group_leader, comm);
   copy_user_stack(e);
   /* No wake-up per sample: user space drains the ring every 100 ms. */
   if (send_stack_sample(e) != 0) count_drop(&oncpu_drops, SW_DROP_EVENTS_FULL);
