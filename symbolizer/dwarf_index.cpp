@@ -227,43 +227,27 @@ class DwarfIndex::Builder {
       if (a.address != b.address) return a.address < b.address;
       return a.end_sequence > b.end_sequence;
     };
-    // One pass in program order: unit-local files, numbered in the order
-    // rows name them; the sequences (rows come one sequence after another);
-    // and whether each sequence ascends.
+    // The sequences, and whether each one ascends, as the decoder found
+    // them. A sequence ending at the address of its last rows (GCC does so
+    // in 347 of libc's units) ascends but for its end, which sorting puts
+    // first among those rows.
+    auto& blocks = row_blocks_;
+    blocks.assign(program.sequences().begin(), program.sequences().end());
+    const bool blocks_sorted = program.sequences_ascend();
+    const bool end_ties = program.end_ties();
+    // Unit-local files, numbered in the order rows are written.
     std::vector<int32_t>& local = index_.scratch_.local_of_file;  // file index -> unit-local file
     local.assign(program.file_count(), -1);
-    auto& blocks = row_blocks_;
-    bool blocks_sorted = true;
-    // A sequence ending at the address of its last rows (GCC does so in
-    // 347 of libc's units) ascends but for its end, which sorting puts first
-    // among those rows.
-    bool end_ties = false;
-    size_t begin = 0;
-    for (size_t i = 0; i < decoded.size(); ++i) {
-      LineRow& r = decoded[i];
-      uint32_t file = 0;
-      if (r.file < local.size()) {
-        if (local[r.file] < 0) local[r.file] = local_file(unit_file(r.file));
-        file = static_cast<uint32_t>(local[r.file]);
-      }
-      r.file = file;
-      if (i > begin && by_address(r, decoded[i - 1])) {
-        if (r.end_sequence && r.address == decoded[i - 1].address)
-          end_ties = true;
-        else
-          blocks_sorted = false;
-      }
-      if (r.end_sequence) {
-        blocks.emplace_back(begin, i + 1);
-        begin = i + 1;
-      }
-    }
-    if (begin < decoded.size()) blocks.emplace_back(begin, decoded.size());
-    auto to_row = [](const LineRow& r) {
+    auto local_of = [&](uint32_t file) -> uint16_t {
+      if (file >= local.size()) return 0;
+      if (local[file] < 0) local[file] = local_file(unit_file(file));
+      return static_cast<uint16_t>(local[file]);
+    };
+    auto to_row = [&local_of](const LineRow& r) {
       Row row;
       row.address = r.address;
       row.line = static_cast<uint32_t>(std::max(r.line, 0));
-      row.file = static_cast<uint16_t>(r.file);
+      row.file = local_of(r.file);
       row.column = static_cast<uint16_t>(std::min(r.column, kMaxColumn));
       if (r.end_sequence) row.column |= kEndSequence;
       return row;

@@ -134,6 +134,9 @@ bool LineProgram::decode(const LineSections& sections, uint64_t offset, unsigned
                          std::vector<LineRow>& rows) {
   dirs_.clear();
   files_.clear();
+  sequences_.clear();
+  sequences_ascend_ = true;
+  end_ties_ = false;
   if (offset >= sections.line.size() || address_size == 0 || address_size > 8) return false;
   const uint8_t* p = sections.line.data() + offset;
   const uint8_t* section_end = sections.line.data() + sections.line.size();
@@ -185,7 +188,18 @@ bool LineProgram::decode(const LineSections& sections, uint64_t offset, unsigned
     address += min_instruction_length * ((op_index + operation_advance) / max_ops);
     op_index = (op_index + operation_advance) % max_ops;
   };
+  // The checks the index would otherwise make in a pass of its own, here
+  // while the address is in a register.
+  size_t sequence_begin = rows.size();
+  uint64_t previous_address = 0;
   auto emit = [&](bool end_sequence) {
+    if (rows.size() > sequence_begin) {
+      if (address < previous_address)
+        sequences_ascend_ = false;
+      else if (end_sequence && address == previous_address)
+        end_ties_ = true;
+    }
+    previous_address = address;
     LineRow& row = rows.emplace_back();
     row.address = address;
     row.file = static_cast<uint32_t>(file);
@@ -214,6 +228,8 @@ bool LineProgram::decode(const LineSections& sections, uint64_t offset, unsigned
         switch (sub) {
           case DW_LNE_end_sequence:
             emit(true);
+            sequences_.emplace_back(sequence_begin, rows.size());
+            sequence_begin = rows.size();
             address = op_index = 0;
             line = 1;
             file = 1;
@@ -277,6 +293,7 @@ bool LineProgram::decode(const LineSections& sections, uint64_t offset, unsigned
         break;
     }
   }
+  if (sequence_begin < rows.size()) sequences_.emplace_back(sequence_begin, rows.size());
   return true;
 }
 

@@ -21,6 +21,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace stackwatch::symbolizer {
@@ -54,6 +55,18 @@ class LineProgram {
   bool decode(const LineSections& sections, uint64_t offset, unsigned address_size, const char* comp_dir,
               std::vector<LineRow>& rows);
 
+  // The sequences decode() appended: [begin, end) indices into its rows,
+  // each ending with its end_sequence row (but a last one the program left
+  // unterminated), in program order.
+  const std::vector<std::pair<size_t, size_t>>& sequences() const { return sequences_; }
+  // Whether each sequence's rows ascend by address (as a sort by address,
+  // end of sequence first among equal addresses, leaves them), allowing
+  // the end tie below.
+  bool sequences_ascend() const { return sequences_ascend_; }
+  // Whether some sequence ends at the address of its last row (GCC's often
+  // do): ascending but for that end row.
+  bool end_ties() const { return end_ties_; }
+
   size_t file_count() const { return files_.size(); }
   // The path of file index, as libdw's dwarf_filesrc would give it; empty
   // when index is out of range.
@@ -67,6 +80,9 @@ class LineProgram {
   bool read_header_tables(const uint8_t*& p, const uint8_t* end, unsigned version, unsigned offset_size,
                           const LineSections& sections);
 
+  std::vector<std::pair<size_t, size_t>> sequences_;
+  bool sequences_ascend_ = true;
+  bool end_ties_ = false;
   std::vector<const char*> dirs_;  // may hold null (no DW_AT_comp_dir)
   std::vector<File> files_;
   bool dwarf5_ = false;
