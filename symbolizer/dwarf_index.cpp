@@ -189,6 +189,7 @@ class DwarfIndex::Builder {
     auto it = index_.file_ids_.find(path);
     if (it == index_.file_ids_.end()) {
       index_.files_.push_back(std::move(path));
+      index_.file_names_.push_back(&index_.files_.back());
       it = index_.file_ids_.emplace(index_.files_.back(), static_cast<uint32_t>(index_.files_.size() - 1)).first;
     }
     return it->second;
@@ -557,6 +558,7 @@ std::unique_ptr<DwarfIndex> DwarfIndex::build(Elf* elf, size_t libdw_row_budget,
   }
   index->row_budget_ = libdw_row_budget;
   index->files_.emplace_back();  // file 0: unknown
+  index->file_names_.push_back(&index->files_.back());
   std::vector<uint32_t> unstated;  // units that give no ranges
   bool listed_by_libdw = !index->unit_reader_ || !index->list_units_own(unstated);
   if (listed_by_libdw) index->list_units_libdw(unstated);
@@ -687,7 +689,7 @@ bool DwarfIndex::for_units_at(uint64_t vaddr, Visit visit) {
     --it;
     if (vaddr >= it->high || it->unit == last) continue;
     last = it->unit;
-    read_unit(it->unit);
+    if (!units_[it->unit].read) read_unit(it->unit);
     if (visit(units_[it->unit])) return true;
   }
   return false;
@@ -840,6 +842,7 @@ size_t DwarfIndex::memory_bytes() const {
   for (const Unit& u : units_)
     bytes += u.ranges.capacity() * sizeof(Range) + u.rows.capacity() * sizeof(Row) +
              u.files.capacity() * sizeof(uint32_t) + u.top_buckets.memory_bytes() + u.row_buckets.memory_bytes();
+  bytes += file_names_.capacity() * sizeof(const std::string*);
   for (const std::string& f : files_) bytes += sizeof(std::string) + f.capacity() + 32;  // + hash node
   return bytes;
 }
