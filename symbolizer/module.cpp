@@ -72,9 +72,10 @@ const std::string& Module::name_of(const char* raw, bool demangle_names) {
   if (inserted) {
     // Symbol versions ("memcpy@GLIBC_2.2.5", "_ZNSi6ignoreEv@@GLIBCXX_3.4")
     // are not part of the function's name, and stop demangling.
-    std::string name = raw;
+    std::string& name = it->second;
+    name = raw;  // the one copy a plain C name needs (most of libc's)
     if (size_t at = name.find('@'); at != std::string::npos && at > 0) name.resize(at);
-    it->second = demangle_names ? demangle(name.c_str()) : name;
+    if (demangle_names && name.starts_with("_Z")) name = demangle(name.c_str());
   }
   return it->second;
 }
