@@ -219,6 +219,14 @@ static __always_inline __u64 stack_room(struct task_struct *task, __u64 sp) {
   return found.end - sp;
 }
 
+static __always_inline void forget_stack_mapping(struct task_struct *task) {
+  struct sw_stack_mapping *m = bpf_task_storage_get(&stack_mappings, task, NULL, 0);
+  if (m) {
+    m->start = 0;
+    m->end = 0;
+  }
+}
+
 /* Fills regs and the top of the current task's user stack. A read must lie
  * wholly in mapped memory, and the stack may end less than
  * SW_USER_STACK_BYTES above sp (a thread's stack top, main's environment), so
@@ -241,11 +249,14 @@ static __always_inline void copy_user_stack(struct sw_stack_sample *e) {
    * frame, the main thread's with its environment. */
   __u64 room = stack_room(task, e->regs.sp);
   if (room > SW_USER_STACK_BYTES) room = SW_USER_STACK_BYTES;
-  if (room > 0 && copy_up_to(e, sp, (__u32)room)) return;
-  /* Not known: the stack mapping ends on a page boundary, and a read must not cross it:
-   * try the copies that end on each of the next pages, largest first. The
-   * main thread's stack often ends a few KiB above sp (its environment),
-   * so fixed sizes would lose the outermost frames. */
+  if (room > 0) {
+    if (copy_up_to(e, sp, (__u32)room)) return;
+    forget_stack_mapping(task); /* remapped since it was looked up: look again next time */
+  }
+  /* Not known: the stack mapping ends on a page boundary, and a read must
+   * not cross it: try the copies that end on each of the next pages,
+   * largest first. The main thread's stack often ends a few KiB above sp
+   * (its environment), so fixed sizes would lose the outermost frames. */
   __u32 in_page = e->regs.sp & 4095;
   if (copy_up_to(e, sp, 5 * 4096 - in_page)) return;
   if (copy_up_to(e, sp, 4 * 4096 - in_page)) return;
