@@ -53,6 +53,23 @@ inline int frame_index(const flamegraph::FoldedStack& s, const std::string& name
   return -1;
 }
 
+// The weight of the folded stacks holding `function`, split by whether
+// `caller` is above it (outer): whole stacks against truncated ones.
+struct CallerSplit {
+  uint64_t with = 0, without = 0;
+};
+inline CallerSplit split_by_caller(const std::vector<flamegraph::FoldedStack>& folded, const std::string& function,
+                                   const std::string& caller) {
+  CallerSplit split;
+  for (const auto& s : folded) {
+    int at = frame_index(s, function);
+    if (at < 0) continue;
+    int caller_at = frame_index(s, caller);
+    (caller_at >= 0 && caller_at < at ? split.with : split.without) += s.weight;
+  }
+  return split;
+}
+
 // Skips the test with a clear reason when not root: e2e tests load BPF. CI
 // runs them as root, where this never skips.
 #define REQUIRE_ROOT()                                                     \

@@ -218,15 +218,9 @@ TEST(Io, CallsBeyondTheCopyRingJoinTheCopiedStacks) {
   auto doc = read_json(out + "/stacks.json");
   EXPECT_GT(doc["_stackwatch"]["dropped"]["stack_copy_ring_full"].get<uint64_t>(), 0u)
       << "the ring never filled: this test did not test the fallback";
-  uint64_t with_main = 0, without = 0;
-  for (const auto& s : read_folded(out + "/io.folded")) {
-    int at = frame_index(s, "small_writes");
-    if (at < 0) continue;
-    int main_at = frame_index(s, "main");
-    (main_at >= 0 && main_at < at ? with_main : without) += s.weight;
-  }
-  EXPECT_EQ(with_main, kCalls) << "1-byte writes: bytes are calls";
-  EXPECT_EQ(without, 0u);
+  CallerSplit writes = split_by_caller(read_folded(out + "/io.folded"), "small_writes", "main");
+  EXPECT_EQ(writes.with, kCalls) << "1-byte writes: bytes are calls";
+  EXPECT_EQ(writes.without, 0u);
   EXPECT_EQ(totals(read_io_entries(doc), "small_writes", "write device").count, kCalls);
 }
 

@@ -211,19 +211,13 @@ TEST(Memory, DwarfFaultStacksAreWholeWithoutFramePointers) {
     ASSERT_EQ(r.exit_code, 0) << r.err;
     uint64_t pages = printed(r.out, "touched");
     ASSERT_EQ(pages, 32768u) << r.out;
-    uint64_t with_main = 0, without = 0;
-    for (const auto& s : read_folded(out + "/faults.folded")) {
-      int at = frame_index(s, "touch_fresh_pages");
-      if (at < 0) continue;
-      int main_at = frame_index(s, "main");
-      (main_at >= 0 && main_at < at ? with_main : without) += s.weight;
-    }
+    CallerSplit faults = split_by_caller(read_folded(out + "/faults.folded"), "touch_fresh_pages", "main");
     // Every fault is counted in both modes.
-    EXPECT_NEAR(double(with_main + without), double(pages), 0.05 * double(pages)) << r.out;
+    EXPECT_NEAR(double(faults.with + faults.without), double(pages), 0.05 * double(pages)) << r.out;
     if (dwarf) {
-      EXPECT_GE(double(with_main), 0.99 * double(with_main + without)) << "main above touch_fresh_pages";
+      EXPECT_GE(double(faults.with), 0.99 * double(faults.with + faults.without)) << "main above touch_fresh_pages";
     } else {
-      EXPECT_GT(without, 0u) << "the fixture has frame pointers: this test would not tell DWARF from fp";
+      EXPECT_GT(faults.without, 0u) << "the fixture has frame pointers: this test would not tell DWARF from fp";
     }
   }
 }
