@@ -110,8 +110,9 @@ IoSampler::IoSampler(const Options& options, const ProcessTracker& tracker) {
       bpf_map__reuse_fd(skel_->maps.proc_events, tracker.events_fd()))
     fail("cannot share the process maps with the I/O program", errno);
   // Its own stack-copy ring, so that a burst of calls never crowds out the
-  // on- and off-CPU copies (8 MiB: ~480 calls per 100 ms get a copy). A
-  // ring the program never writes (frame-pointer mode) stays one page.
+  // on- and off-CPU copies (8 MiB: per 100 ms, 480 calls at the largest
+  // copy, a few times more at typical sizes). A ring the program never
+  // writes (frame-pointer mode) stays one page.
   bpf_map__set_max_entries(skel_->maps.stack_samples,
                            options.copy_user_stacks ? kCopyRingBytes : static_cast<uint32_t>(getpagesize()));
   if (int err = io_bpf__load(skel_); err) fail("cannot load the I/O BPF program", err);
