@@ -188,9 +188,8 @@ class DwarfIndex::Builder {
     if (path.front() != '/' && !comp_dir_.empty()) path = comp_dir_ + "/" + path;
     auto it = index_.file_ids_.find(path);
     if (it == index_.file_ids_.end()) {
-      index_.files_.push_back(std::move(path));
-      index_.file_names_.push_back(&index_.files_.back());
-      it = index_.file_ids_.emplace(index_.files_.back(), static_cast<uint32_t>(index_.files_.size() - 1)).first;
+      index_.files_.push_back(std::make_unique<std::string>(std::move(path)));
+      it = index_.file_ids_.emplace(*index_.files_.back(), static_cast<uint32_t>(index_.files_.size() - 1)).first;
     }
     return it->second;
   }
@@ -557,8 +556,7 @@ std::unique_ptr<DwarfIndex> DwarfIndex::build(Elf* elf, size_t libdw_row_budget,
     index->name_reader_.emplace(*index->debug_sections_);
   }
   index->row_budget_ = libdw_row_budget;
-  index->files_.emplace_back();  // file 0: unknown
-  index->file_names_.push_back(&index->files_.back());
+  index->files_.push_back(std::make_unique<std::string>());  // file 0: unknown
   std::vector<uint32_t> unstated;  // units that give no ranges
   bool listed_by_libdw = !index->unit_reader_ || !index->list_units_own(unstated);
   if (listed_by_libdw) index->list_units_libdw(unstated);
@@ -842,8 +840,8 @@ size_t DwarfIndex::memory_bytes() const {
   for (const Unit& u : units_)
     bytes += u.ranges.capacity() * sizeof(Range) + u.rows.capacity() * sizeof(Row) +
              u.files.capacity() * sizeof(uint32_t) + u.top_buckets.memory_bytes() + u.row_buckets.memory_bytes();
-  bytes += file_names_.capacity() * sizeof(const std::string*);
-  for (const std::string& f : files_) bytes += sizeof(std::string) + f.capacity() + 32;  // + hash node
+  bytes += files_.capacity() * sizeof(files_[0]);
+  for (const auto& f : files_) bytes += sizeof(std::string) + f->capacity() + 32;  // + hash node
   return bytes;
 }
 

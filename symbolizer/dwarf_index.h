@@ -27,7 +27,6 @@
 #include <elfutils/libdw.h>
 
 #include <cstdint>
-#include <deque>
 #include <memory>
 #include <optional>
 #include <string>
@@ -85,7 +84,7 @@ class DwarfIndex {
   const char* raw_name(uint32_t node);
   // Where an inlined node was called from (in its parent function).
   SourceLocation call_site(uint32_t node) const { return nodes_[node].call_site; }
-  const std::string& file_name(uint32_t file) const { return *file_names_[file]; }
+  const std::string& file_name(uint32_t file) const { return *files_[file]; }
 
   // Function nodes and line rows read so far.
   size_t function_count() const { return nodes_.size(); }
@@ -213,8 +212,9 @@ class DwarfIndex {
   size_t span_hint_ = 0;         // the last lookup's upper bound among spans_
   size_t units_read_ = 0;
   std::vector<Node> nodes_;
-  std::deque<std::string> files_;                            // stable: file_ids_ keys point into it
-  std::vector<const std::string*> file_names_;               // files_[i], without a deque's indexing per frame
+  // Boxed: file_ids_ keys point into the strings, and indexing per frame
+  // stays one vector access.
+  std::vector<std::unique_ptr<std::string>> files_;
   std::unordered_map<std::string_view, uint32_t> file_ids_;  // path -> index in files_
 };
 

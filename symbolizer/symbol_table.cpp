@@ -62,23 +62,22 @@ const ElfSymbol* SymbolTable::find_sized(uint64_t vaddr) const {
   return s != nullptr && s->size > 0 ? s : nullptr;
 }
 
+std::vector<ElfSymbol>::const_iterator SymbolTable::upper_of(uint64_t vaddr) const {
+  return std::upper_bound(symbols_.begin(), symbols_.end(), vaddr,
+                          [](uint64_t a, const ElfSymbol& s) { return a < s.start; });
+}
+
 const ElfSymbol* SymbolTable::find_sized_near(uint64_t vaddr, size_t& hint) const {
   size_t upper = 0;
   if (!upper_bound_near(symbols_.data(), symbols_.size(), hint, vaddr, [](const ElfSymbol& s) { return s.start; },
                         upper))
-    upper = static_cast<size_t>(std::upper_bound(symbols_.begin(), symbols_.end(), vaddr,
-                                                 [](uint64_t a, const ElfSymbol& s) { return a < s.start; }) -
-                                symbols_.begin());
+    upper = static_cast<size_t>(upper_of(vaddr) - symbols_.begin());
   hint = upper;
   const ElfSymbol* s = find_before(symbols_.begin() + static_cast<ptrdiff_t>(upper), vaddr);
   return s != nullptr && s->size > 0 ? s : nullptr;
 }
 
-const ElfSymbol* SymbolTable::find(uint64_t vaddr) const {
-  return find_before(std::upper_bound(symbols_.begin(), symbols_.end(), vaddr,
-                                      [](uint64_t a, const ElfSymbol& s) { return a < s.start; }),
-                     vaddr);
-}
+const ElfSymbol* SymbolTable::find(uint64_t vaddr) const { return find_before(upper_of(vaddr), vaddr); }
 
 const ElfSymbol* SymbolTable::find_before(std::vector<ElfSymbol>::const_iterator it, uint64_t vaddr) const {
   if (it == symbols_.begin()) return nullptr;

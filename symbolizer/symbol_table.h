@@ -44,6 +44,8 @@ class SymbolTable {
   size_t index_of(const ElfSymbol* symbol) const { return static_cast<size_t>(symbol - symbols_.data()); }
 
  private:
+  // The first symbol starting above vaddr.
+  std::vector<ElfSymbol>::const_iterator upper_of(uint64_t vaddr) const;
   // find()'s answer given the upper bound of vaddr among symbols_.
   const ElfSymbol* find_before(std::vector<ElfSymbol>::const_iterator upper, uint64_t vaddr) const;
 
