@@ -23,6 +23,7 @@
 #include <unordered_map>
 
 #include "memory.skel.h"
+#include "profiler/process_exists.h"
 #include "profiler/perf_events.h"
 #include "profiler/process_tracker.h"
 #include "profiler/uprobe_target.h"
@@ -138,8 +139,6 @@ const char* detail_of(uint32_t event) {
     default: return "unknown";
   }
 }
-
-bool process_exists(uint32_t tgid) { return ::kill(static_cast<pid_t>(tgid), 0) == 0 || errno != ESRCH; }
 
 std::vector<uint64_t> sum_per_cpu(int fd, uint32_t entries) {
   std::vector<uint64_t> totals(entries, 0);

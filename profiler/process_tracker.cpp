@@ -6,7 +6,7 @@
 
 #include "bpf/stackwatch.h"
 #include "proc.skel.h"
-#include "profiler/stack_totals.h"  // process_exists
+#include "profiler/process_exists.h"
 
 namespace stackwatch::profiler {
 

@@ -10,7 +10,7 @@
 #include "bpf/stackwatch.h"
 #include "profiler/io_sampler.h"
 #include "profiler/offcpu_sampler.h"
-#include "profiler/stack_totals.h"  // process_exists
+#include "profiler/process_exists.h"
 
 namespace stackwatch::profiler {
 

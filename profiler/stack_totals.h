@@ -25,13 +25,12 @@
 
 #include "flamegraph/folded.h"
 #include "profiler/frame_table.h"
+#include "profiler/process_exists.h"
 #include "recording/recording.h"
 #include "recording/stacks_json.h"
 
 namespace stackwatch::profiler {
 
-// kill(tgid, 0): the process exists (a zombie too).
-bool process_exists(uint32_t tgid);
 
 class StackTotals {
  public:
