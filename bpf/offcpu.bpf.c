@@ -253,9 +253,8 @@ int BPF_PROG(off_cpu_sys_exit, struct pt_regs *regs, long ret) {
   }
   e->nblocks = p->nblocks;
   for (int i = 0; i < SW_MAX_PENDING_BLOCKS; i++) e->blocks[i] = p->blocks[i];
-  /* The names the thread blocked with. */
-  __builtin_memcpy(e->comm, p->start.comm, sizeof(e->comm));
-  __builtin_memcpy(e->process_comm, p->start.process_comm, sizeof(e->process_comm));
+  /* Names: start_stack_sample read them now, in the system call the thread
+   * blocked in, where they are those it blocked with. */
   copy_user_stack(e);
   if (send_stack_sample(e) != 0) {
     count_drop(&offcpu_drops, SW_DROP_COPY_FALLBACK);
