@@ -6,9 +6,10 @@
 // symbolizer's time, and libdeflate does the same work ~3x faster. libdw
 // then finds plain sections and inflates nothing.
 //
-// The copy holds only what libdw may read: the ELF header, every section's
-// contents (inflated where compressed) except the ones listed as unread,
-// which become SHT_NOBITS, and the section header table. No program headers:
+// The copy holds only what libdw may read: the ELF header, the contents of
+// the DWARF sections (inflated where compressed) except the ones listed as
+// unread, of the section names and of the other small sections (the large
+// others and the unread ones become SHT_NOBITS), and the section header table. No program headers:
 // libdw does not need them to read DWARF (the module keeps the original file
 // for segments and .eh_frame).
 #pragma once
@@ -23,7 +24,7 @@ namespace stackwatch::symbolizer {
 // The image's bytes, in an anonymous mapping of their own: from 4 MiB on
 // asked to be backed by huge pages (where transparent huge pages are on
 // "madvise"), so writing libc's ~9 MB of DWARF costs a few page faults, not
-// thousands.
+// thousands (the tail past the last whole huge page: ordinary pages).
 struct UnmapImage {
   size_t length = 0;
   void operator()(char* p) const;

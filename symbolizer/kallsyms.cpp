@@ -128,31 +128,50 @@ void Kallsyms::set_module_extents(std::string_view text) {
 }
 
 const KernelSymbol* Kallsyms::find(uint64_t address) const {
-  if (!has_addresses_ || entries_.empty()) return nullptr;
-  auto it = std::upper_bound(entries_.begin(), entries_.end(), address,
-                             [](uint64_t a, const Entry& e) { return a < e.address; });
-  if (it == entries_.begin()) return nullptr;
-  --it;
+  if (!has_addresses_) return nullptr;
+  // The nearest preceding entry of each table (the mapped cache's and the
+  // one read here); the nearer of the two, the mapped one on a tie.
+  const Table tables[2] = {mapped_, {entries_, names_}};
+  const Entry* best = nullptr;
+  size_t best_table = 0;
+  for (size_t t = 0; t < 2; ++t) {
+    std::span<const Entry> entries = tables[t].entries;
+    auto it = std::upper_bound(entries.begin(), entries.end(), address,
+                               [](uint64_t a, const Entry& e) { return a < e.address; });
+    if (it == entries.begin()) continue;
+    --it;
+    // Of several names at one address, the first listed is the kernel's own
+    // (_text before its __pi__text alias); the sort kept file order.
+    while (it != entries.begin() && std::prev(it)->address == it->address) --it;
+    if (best == nullptr || it->address > best->address) {
+      best = &*it;
+      best_table = t;
+    }
+  }
+  if (best == nullptr) return nullptr;
   // kallsyms has no sizes. No kernel function is anywhere near this long, so
   // an address this far past the last symbol (the gap between vmlinux and the
   // modules, a freed module) is unknown rather than that symbol's.
   constexpr uint64_t kMaxFunctionSize = 1 << 20;
-  if (address - it->address >= kMaxFunctionSize) return nullptr;
+  if (address - best->address >= kMaxFunctionSize) return nullptr;
+  // The mapped cache's entries are checked here, as they are used, rather
+  // than all of them when it is mapped (which would bring the whole table
+  // into memory): a damaged one names nothing. The names end in a NUL
+  // (read_cache checked), so an offset inside them is a whole string.
+  const Table& table = tables[best_table];
+  if (best->name >= table.names.size() || best->module >= modules_.size()) return nullptr;
   // Past the end of the symbol's module: a freed module's memory, or a BPF
   // program's image among the modules.
-  if (it->module != 0 && it->module < extents_.size()) {
-    const Extent& x = extents_[it->module];
+  if (best->module != 0 && best->module < extents_.size()) {
+    const Extent& x = extents_[best->module];
     if (x.size != 0 && (address < x.base || address - x.base >= x.size)) return nullptr;
   }
-  // Of several names at one address, the first listed is the kernel's own
-  // (_text before its __pi__text alias); the sort kept file order.
-  while (it != entries_.begin() && std::prev(it)->address == it->address) --it;
-  uint32_t index = static_cast<uint32_t>(it - entries_.begin());
-  auto [slot, fresh] = resolved_.try_emplace(index);
+  uint64_t key = (uint64_t{best_table} << 32) | static_cast<uint64_t>(best - table.entries.data());
+  auto [slot, fresh] = resolved_.try_emplace(key);
   if (fresh) {
-    slot->second.address = it->address;
-    slot->second.name = names_.c_str() + it->name;
-    slot->second.module = modules_[it->module];
+    slot->second.address = best->address;
+    slot->second.name = table.names.data() + best->name;
+    slot->second.module = modules_[best->module];
   }
   return &slot->second;
 }

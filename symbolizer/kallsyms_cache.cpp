@@ -8,6 +8,7 @@
 // size check out, else the table is read from /proc/kallsyms again.
 #include <fcntl.h>
 #include <linux/bpf.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -56,18 +57,6 @@ uint64_t fnv1a(uint64_t h, std::string_view bytes) {
 // would let them choose the names in our stacks.
 bool private_to_us(const struct stat& st, mode_t type) {
   return (st.st_mode & S_IFMT) == type && st.st_uid == geteuid() && (st.st_mode & 077) == 0;
-}
-
-bool read_exact(int fd, void* out, size_t n) {
-  auto* p = static_cast<char*>(out);
-  while (n > 0) {
-    ssize_t r = ::read(fd, p, n);
-    if (r < 0 && errno == EINTR) continue;
-    if (r <= 0) return false;
-    p += r;
-    n -= static_cast<size_t>(r);
-  }
-  return true;
 }
 
 bool write_exact(int fd, const void* data, size_t n) {
@@ -151,38 +140,53 @@ bool Kallsyms::read_cache(const std::string& path, uint64_t key) {
     ~Closer() { ::close(fd); }
   } closer{fd};
   struct stat st{};
-  if (fstat(fd, &st) != 0 || !private_to_us(st, S_IFREG)) return false;
-  CacheHeader h{};
-  if (!read_exact(fd, &h, sizeof h) || std::memcmp(h.magic, kMagic, sizeof kMagic) != 0 || h.key != key ||
-      h.entry_size != sizeof(Entry))
+  if (fstat(fd, &st) != 0 || !private_to_us(st, S_IFREG) || static_cast<uint64_t>(st.st_size) < sizeof(CacheHeader))
     return false;
+  // Mapped, not read: only the pages lookups touch become ours. The file is
+  // never rewritten in place (a new one is renamed over it), so the mapping
+  // stays whole for as long as it is held.
+  const size_t size = static_cast<size_t>(st.st_size);
+  void* base = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
+  if (base == MAP_FAILED) return false;
+  std::shared_ptr<const void> mapping(base, [size](const void* p) { ::munmap(const_cast<void*>(p), size); });
+  const char* bytes = static_cast<const char*>(base);
+  CacheHeader h{};
+  std::memcpy(&h, bytes, sizeof h);
+  if (std::memcmp(h.magic, kMagic, sizeof kMagic) != 0 || h.key != key || h.entry_size != sizeof(Entry)) return false;
   // Every size against the file's: a truncated or foreign file is refused
-  // before anything is allocated for it.
-  uint64_t body = static_cast<uint64_t>(st.st_size) - sizeof h;
+  // before anything is made of it.
+  uint64_t body = size - sizeof h;
   if (h.entries > body / sizeof(Entry) || h.names_bytes > body || h.module_bytes > body ||
       h.modules > body / sizeof(Extent) + 1 ||
       h.entries * sizeof(Entry) + h.names_bytes + h.module_bytes + h.modules * sizeof(Extent) != body)
     return false;
-  std::vector<Entry> entries(h.entries);
-  std::string names(h.names_bytes, '\0'), module_blob(h.module_bytes, '\0');
-  std::vector<Extent> extents(h.modules);
-  if (!read_exact(fd, entries.data(), entries.size() * sizeof(Entry)) || !read_exact(fd, names.data(), names.size()) ||
-      !read_exact(fd, module_blob.data(), module_blob.size()) ||
-      !read_exact(fd, extents.data(), extents.size() * sizeof(Extent)))
-    return false;
+  static_assert(sizeof(CacheHeader) % alignof(Entry) == 0, "entries follow the header aligned");
+  const char* at = bytes + sizeof h;
+  std::span<const Entry> entries(reinterpret_cast<const Entry*>(at), h.entries);
+  at += h.entries * sizeof(Entry);
+  std::string_view names(at, h.names_bytes);
+  at += h.names_bytes;
+  std::string_view module_blob(at, h.module_bytes);
+  at += h.module_bytes;
+  std::vector<Extent> extents(h.modules);  // unaligned in the file: copied (a few hundred bytes)
+  std::memcpy(extents.data(), at, extents.size() * sizeof(Extent));
   std::vector<std::string> modules;
-  for (size_t at = 0; at < module_blob.size();) {
-    size_t nul = module_blob.find('\0', at);
-    if (nul == std::string::npos) return false;
-    modules.emplace_back(module_blob, at, nul - at);
-    at = nul + 1;
+  for (size_t i = 0; i < module_blob.size();) {
+    size_t nul = module_blob.find('\0', i);
+    if (nul == std::string_view::npos) return false;
+    modules.emplace_back(module_blob.substr(i, nul - i));
+    i = nul + 1;
   }
-  if (modules.size() != h.modules || modules.empty() || (!names.empty() && names.back() != '\0')) return false;
-  for (const Entry& e : entries)
-    if (e.name >= names.size() || e.module >= modules.size()) return false;
+  // The entries' name and module numbers are checked by find() as it uses
+  // them (checking them all here would touch every page of the table).
+  if (modules.size() != h.modules || modules.empty() || (!names.empty() && names.back() != '\0') ||
+      (names.empty() && !entries.empty()))
+    return false;
   if (h.padding_name != UINT32_MAX && h.padding_name >= names.size()) return false;
-  entries_ = std::move(entries);
-  names_ = std::move(names);
+  entries_.clear();
+  names_.clear();
+  mapping_ = std::move(mapping);
+  mapped_ = {entries, names};
   modules_ = std::move(modules);
   extents_ = std::move(extents);
   padding_name_ = h.padding_name;
@@ -244,8 +248,21 @@ Kallsyms Kallsyms::load_cached(const KallsymsSources& sources) {
   }
   Kallsyms k = load(sources.kallsyms);
   k.set_module_extents(modules_text);
-  if (!cache_path.empty() && k.has_addresses_) k.write_cache(sources.cache_dir, cache_path, key);
-  return k;
+  if (cache_path.empty() || !k.has_addresses_) return k;
+  k.write_cache(sources.cache_dir, cache_path, key);
+  // The table just written, mapped in place of the one read (which goes):
+  // the first recording of a boot holds no more of it than the next ones.
+  // The dynamic pseudo-modules' symbols, left out of the file, are kept.
+  Kallsyms mapped;
+  if (!mapped.read_cache(cache_path, key)) return k;
+  for (const Entry& e : k.entries_) {
+    if (!dynamic_module(k.modules_[e.module])) continue;
+    Entry kept = e;
+    kept.name = static_cast<uint32_t>(mapped.names_.size());
+    mapped.names_.append(k.names_.c_str() + e.name).push_back('\0');
+    mapped.entries_.push_back(kept);  // in address order, as in k
+  }
+  return mapped;
 }
 
 }  // namespace stackwatch::symbolizer

@@ -234,6 +234,62 @@ TEST_F(KallsymsCache, AHitNamesTheBpfProgramsLoadedNow) {
   EXPECT_EQ(s->module, "bpf");
 }
 
+// The table is served from the mapped cache file, not copied to the heap,
+// on the load that writes the cache and on the ones that read it: a
+// recording holds the pages its lookups touch, not the whole table (3.4 MB
+// on a 6.1 kernel). Would fail if either load kept a copy.
+TEST_F(KallsymsCache, TheTableStaysInTheMappedFileNotTheHeap) {
+  std::string text;
+  constexpr uint64_t kBase = 0xffffffff81000000ull;
+  constexpr int kSymbols = 20000;
+  for (int i = 0; i < kSymbols; ++i) {
+    char line[96];
+    std::snprintf(line, sizeof line, "%016llx t kernel_function_number_%d\n",
+                  static_cast<unsigned long long>(kBase + 0x40ull * i), i);
+    text += line;
+  }
+  write("kallsyms", text);
+  write("modules", "");
+  const size_t table_bytes = kSymbols * (16 + sizeof("kernel_function_number_00000"));
+  for (bool expect_hit : {false, true}) {
+    Kallsyms k = Kallsyms::load_cached(sources_);
+    EXPECT_EQ(k.from_cache(), expect_hit);
+    EXPECT_EQ(k.size(), static_cast<size_t>(kSymbols));
+    const KernelSymbol* s = k.find(kBase + 0x40ull * 12345 + 7);
+    ASSERT_NE(s, nullptr);
+    EXPECT_EQ(s->name, "kernel_function_number_12345");
+    EXPECT_LT(k.memory_bytes(), table_bytes / 20) << "hit: " << expect_hit;
+  }
+}
+
+// Entries of the mapped cache are checked as lookups use them: one whose
+// name offset points past the names (a damaged file) names nothing, and the
+// others still answer.
+TEST_F(KallsymsCache, ADamagedEntryInTheMappedCacheNamesNothing) {
+  Kallsyms::load_cached(sources_);
+  std::string bytes;
+  {
+    std::ifstream in(cache_file(), std::ios::binary);
+    std::stringstream s;
+    s << in.rdbuf();
+    bytes = s.str();
+  }
+  // do_syscall_64's entry: its address, then its name offset (4 bytes).
+  const uint64_t address = 0xffffffff81003000ull;
+  size_t at = bytes.find(std::string(reinterpret_cast<const char*>(&address), sizeof address));
+  ASSERT_NE(at, std::string::npos);
+  std::memset(bytes.data() + at + 8, 0xff, 4);
+  {
+    std::ofstream out(cache_file(), std::ios::binary | std::ios::trunc);
+    out << bytes;
+  }
+  Kallsyms k = Kallsyms::load_cached(sources_);
+  ASSERT_TRUE(k.from_cache());
+  EXPECT_EQ(k.find(address + 0x10), nullptr);
+  ASSERT_NE(k.find(0xffffffff81001010), nullptr);
+  EXPECT_EQ(k.find(0xffffffff81001010)->name, "early_setup_idt");
+}
+
 TEST_F(KallsymsCache, NoCacheDirectoryMeansNoCache) {
   sources_.cache_dir = "";
   EXPECT_FALSE(Kallsyms::load_cached(sources_).from_cache());
