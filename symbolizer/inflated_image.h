@@ -7,11 +7,11 @@
 // then finds plain sections and inflates nothing.
 //
 // The copy holds only what libdw may read: the ELF header, the contents of
-// the DWARF sections (inflated where compressed) except the ones listed as
+// the DWARF sections (inflated where compressed) but the ones listed as
 // unread, of the section names and of the other small sections (the large
-// others and the unread ones become SHT_NOBITS), and the section header table. No program headers:
-// libdw does not need them to read DWARF (the module keeps the original file
-// for segments and .eh_frame).
+// others and the unread ones become SHT_NOBITS), and the section header
+// table. No program headers: libdw does not need them to read DWARF (the
+// module keeps the original file for segments and .eh_frame).
 #pragma once
 
 #include <cstddef>
