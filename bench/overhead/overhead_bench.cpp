@@ -168,6 +168,50 @@ double median(std::vector<double> v) {
   return v.empty() ? 0 : v[v.size() / 2];
 }
 
+// "49 Hz" from "stackwatch dwarf 49 Hz"; empty when the name gives no rate.
+std::string rate_of(const std::string& name) {
+  size_t hz = name.rfind(" Hz");
+  if (hz == std::string::npos || hz + 3 != name.size()) return {};
+  size_t space = name.rfind(' ', hz - 1);
+  return space == std::string::npos ? std::string() : name.substr(space + 1);
+}
+
+// Each stackwatch configuration against perf at the same rate, round by
+// round: both ran in the same round, minutes apart at most, so the
+// machine's drift between rounds (which moves every median by about 1% on
+// this VM) cancels out of the difference. Prints the median difference of
+// the slowdowns in percentage points, its range, and in how many rounds
+// stackwatch's run was the faster.
+void print_paired_with_perf(const std::vector<Profiler>& profilers, std::map<std::string, std::vector<Run>>& runs) {
+  bool header = false;
+  for (const Profiler& p : profilers) {
+    if (!p.name.starts_with("stackwatch") || rate_of(p.name).empty()) continue;
+    auto perf = std::find_if(profilers.begin(), profilers.end(), [&](const Profiler& q) {
+      return q.name.starts_with("perf") && rate_of(q.name) == rate_of(p.name);
+    });
+    if (perf == profilers.end()) continue;
+    const std::vector<Run>& ours = runs[p.name];
+    const std::vector<Run>& theirs = runs[perf->name];
+    const std::vector<Run>& alone = runs["alone"];
+    std::vector<double> diff;
+    size_t faster = 0;
+    for (size_t r = 0; r < std::min({ours.size(), theirs.size(), alone.size()}); ++r) {
+      if (alone[r].workload_s <= 0) continue;
+      diff.push_back(100.0 * (ours[r].workload_s - theirs[r].workload_s) / alone[r].workload_s);
+      faster += ours[r].workload_s < theirs[r].workload_s;
+    }
+    if (diff.empty()) continue;
+    if (!header) {
+      std::printf("against perf at the same rate, paired by round (slowdown difference in points of the "
+                  "workload's time alone; negative: stackwatch slowed it less):\n");
+      header = true;
+    }
+    auto [lo, hi] = std::minmax_element(diff.begin(), diff.end());
+    std::printf("  %-28s vs %-28s median %+6.2f  range %+6.2f .. %+6.2f  faster in %zu of %zu rounds\n",
+                p.name.c_str(), perf->name.c_str(), median(diff), *lo, *hi, faster, diff.size());
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -258,5 +302,6 @@ int main(int argc, char** argv) {
     else
       std::printf(" %8.0f\n", median(bpf));
   }
+  print_paired_with_perf(profilers, runs);
   return 0;
 }

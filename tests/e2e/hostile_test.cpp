@@ -475,12 +475,19 @@ TEST(Hostile, OverloadDropsAreCountedAndMemoryStaysBounded) {
   // The churn's own work is recorded and named.
   auto stacks = read_folded(out + "/oncpu.folded");
   EXPECT_GT(weight_with(stacks, "churn_child_work"), 20u);
-  // Bounded memory: 4000 processes to track add far less than half of what
-  // a quiet recording needs (measured: about +20%, 200 -> 240 MB); a cost
-  // per process that is kept (snapshots, modules, comm) would add more.
-  // (ru_maxrss is the largest of stackwatch and the processes it reaped,
-  // which are all far smaller.)
-  EXPECT_LT(r.max_rss_kb, baseline.max_rss_kb * 2) << "peak RSS in KiB, against " << baseline.max_rss_kb;
+  // Bounded memory: 4000 processes to track add less than 16 KiB each to
+  // what the quiet recording needed. Measured: +30 to +45 MB (45-58 MB ->
+  // 87-90 MB), 8-11 KiB a process: the stacks of the last six intervals,
+  // kept per thread until they age into per-function totals, and the
+  // snapshots of exited processes until their stacks are named. Both are
+  // bounded by the rate of new processes, not their number, which the soak
+  // benchmark shows over 15 minutes (bench/soak: +1.3 MB after warm-up). A
+  // bound relative to the quiet run's RSS alone (twice it) failed once that
+  // RSS came down to 45 MB. (ru_maxrss is the largest of stackwatch and the
+  // processes it reaped, which are all far smaller.)
+  constexpr long kPerProcessKiB = 16;
+  EXPECT_LT(r.max_rss_kb, baseline.max_rss_kb + 4000 * kPerProcessKiB)
+      << "peak RSS in KiB, against " << baseline.max_rss_kb;
 }
 
 // ---------------------------------------------------------------------------
