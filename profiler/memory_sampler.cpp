@@ -23,8 +23,8 @@
 #include <unordered_map>
 
 #include "memory.skel.h"
-#include "profiler/process_exists.h"
 #include "profiler/perf_events.h"
+#include "profiler/process_exists.h"
 #include "profiler/process_tracker.h"
 #include "profiler/uprobe_target.h"
 #include "recording/error.h"

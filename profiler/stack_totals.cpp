@@ -77,7 +77,6 @@ void StackTotals::release_frames(Entry& e) {
   e.frame_ids.clear();
 }
 
-
 StackTotals::StackTotals(uint64_t idle_intervals, std::function<bool(uint32_t)> alive, size_t max_aged_entries)
     : idle_intervals_(idle_intervals == 0 ? 1 : idle_intervals),
       alive_(std::move(alive)),

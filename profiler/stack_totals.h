@@ -31,7 +31,6 @@
 
 namespace stackwatch::profiler {
 
-
 class StackTotals {
  public:
   // A minute at the default 5 s interval: a stack that recurs within it

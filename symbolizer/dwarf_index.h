@@ -19,9 +19,9 @@
 // DW_AT_specification chains (as dwarf_attr_integrate), which is where LTO
 // binaries put them, across units, on the first lookup that needs a node's
 // name: by UnitReader while the chain stays in the unit just read or the
-// node's own unit, else through libdw. The unit's line table (decoded by LineProgram, else by libdw) is
-// kept as compact sorted rows. Function node ids are global to the module (they grow as
-// units are read).
+// node's own unit, else through libdw. The unit's line table (decoded by
+// LineProgram, else by libdw) is kept as compact sorted rows. Function node
+// ids are global to the module (they grow as units are read).
 #pragma once
 
 #include <elfutils/libdw.h>
