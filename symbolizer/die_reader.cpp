@@ -83,6 +83,7 @@ std::optional<DebugSections> find_debug_sections(Elf* elf) {
                                        : std::strcmp(name, ".debug_addr") == 0        ? &out.addr
                                        : std::strcmp(name, ".debug_ranges") == 0      ? &out.ranges
                                        : std::strcmp(name, ".debug_rnglists") == 0    ? &out.rnglists
+                                       : std::strcmp(name, ".debug_aranges") == 0     ? &out.aranges
                                                                                       : nullptr;
     if (target == nullptr) continue;
     if ((shdr.sh_flags & SHF_COMPRESSED) != 0) return std::nullopt;
@@ -91,6 +92,49 @@ std::optional<DebugSections> find_debug_sections(Elf* elf) {
     *target = {static_cast<const uint8_t*>(data->d_buf), data->d_size};
   }
   if (out.info.empty() || out.abbrev.empty()) return std::nullopt;
+  return out;
+}
+
+std::vector<UnitArange> read_aranges(std::span<const uint8_t> section, uint64_t info_size) {
+  std::vector<UnitArange> out;
+  const uint8_t* p = section.data();
+  const uint8_t* end = p + section.size();
+  bool sorted = true;
+  while (p < end) {
+    const uint8_t* set = p;
+    uint64_t length = 0, version = 0, unit = 0, address_size = 0, segment_size = 0;
+    unsigned offset_size = 4;
+    if (!read_fixed(p, end, 4, length)) return {};
+    if (length == 0xffffffff) {
+      offset_size = 8;
+      if (!read_fixed(p, end, 8, length)) return {};
+    } else if (length >= 0xfffffff0) {
+      return {};
+    }
+    if (length > static_cast<uint64_t>(end - p)) return {};
+    const uint8_t* set_end = p + length;
+    if (!read_fixed(p, set_end, 2, version) || version != 2 || !read_fixed(p, set_end, offset_size, unit) ||
+        !read_fixed(p, set_end, 1, address_size) || !read_fixed(p, set_end, 1, segment_size))
+      return {};
+    if ((address_size != 4 && address_size != 8) || segment_size != 0 || unit >= info_size) return {};
+    // The tuples start at a multiple of twice the address size from the set's start.
+    const size_t tuple = 2 * address_size;
+    size_t header = static_cast<size_t>(p - set);
+    size_t padded = (header + tuple - 1) / tuple * tuple;
+    if (padded - header > static_cast<size_t>(set_end - p)) return {};
+    p += padded - header;
+    if (!out.empty() && unit < out.back().unit) sorted = false;
+    while (static_cast<size_t>(set_end - p) >= tuple) {
+      uint64_t low = 0, size = 0;
+      read_fixed(p, set_end, static_cast<unsigned>(address_size), low);
+      read_fixed(p, set_end, static_cast<unsigned>(address_size), size);
+      if (low == 0 || size == 0 || low + size < low) continue;  // the terminator, discarded code, or nonsense
+      out.push_back({unit, low, low + size});
+    }
+    p = set_end;
+  }
+  if (!sorted)
+    std::stable_sort(out.begin(), out.end(), [](const UnitArange& a, const UnitArange& b) { return a.unit < b.unit; });
   return out;
 }
 
@@ -253,13 +297,15 @@ bool UnitReader::read_value(uint32_t form, int64_t implicit, const uint8_t*& p, 
   return true;
 }
 
-bool UnitReader::read_abbrevs(uint64_t offset, uint64_t only_code) {
+// Flattened (the byte readers and vector growth inlined): GCC left them
+// calls, a fifth of a table's parse.
+[[gnu::flatten]] bool UnitReader::read_abbrevs(uint64_t offset, uint64_t only_code) {
   unsigned sizes = address_size_ | (offset_size_ << 8) | (version_ << 16);
   if (offset == abbrev_offset_ && sizes == abbrev_sizes_) return true;
-  specs_.reserve(256);
   abbrev_offset_ = UINT64_MAX;
   abbrevs_.clear();
-  specs_.clear();
+  // specs_ only grows; the table's are its first `used` (no zeroing per unit).
+  uint32_t used = 0;
   if (offset >= s_.abbrev.size()) return false;
   const uint8_t* p = s_.abbrev.data() + offset;
   const uint8_t* end = s_.abbrev.data() + s_.abbrev.size();
@@ -290,16 +336,24 @@ bool UnitReader::read_abbrevs(uint64_t offset, uint64_t only_code) {
     if (a.tag != 0) return false;  // a code defined twice
     a.tag = static_cast<uint32_t>(tag);
     a.children = children;
-    a.first_spec = static_cast<uint32_t>(specs_.size());
+    a.first_spec = used;
     int fixed = 0;
     while (true) {
       uint64_t name = 0, form = 0;
-      if (!read_uleb(p, end, name) || !read_uleb(p, end, form)) return false;
+      if (end - p >= 2 && ((p[0] | p[1]) & 0x80) == 0) {  // both one byte: nearly every pair
+        name = p[0];
+        form = p[1];
+        p += 2;
+      } else if (!read_uleb(p, end, name) || !read_uleb(p, end, form)) {
+        return false;
+      }
       if (name == 0 && form == 0) break;
       if (name > UINT32_MAX || form > UINT32_MAX) return false;
-      AttrSpec spec;
+      if (used == specs_.size()) specs_.resize(std::max<size_t>(256, 2 * specs_.size()));
+      AttrSpec& spec = specs_[used++];
       spec.name = static_cast<uint32_t>(name);
       spec.form = static_cast<uint32_t>(form);
+      spec.implicit = 0;
       if (form == DW_FORM_implicit_const && !read_sleb(p, end, spec.implicit)) return false;
       int size = form_size(spec.form);
       if (size == -2) return false;  // a form this reader does not know
@@ -312,9 +366,8 @@ bool UnitReader::read_abbrevs(uint64_t offset, uint64_t only_code) {
       }
       if (spec.name == DW_AT_low_pc || spec.name == DW_AT_high_pc || spec.name == DW_AT_ranges) a.has_pc = true;
       fixed = fixed < 0 || size < 0 ? -1 : fixed + size;
-      specs_.push_back(spec);
     }
-    a.end_spec = static_cast<uint32_t>(specs_.size());
+    a.end_spec = used;
     a.fixed_size = fixed;
     if (only_code != 0) return true;  // a partial table: not kept for the next unit
   }
@@ -324,8 +377,9 @@ bool UnitReader::read_abbrevs(uint64_t offset, uint64_t only_code) {
   return true;
 }
 
-bool UnitReader::open(uint64_t offset, bool unit_die_only) {
+bool UnitReader::open_header(uint64_t offset) {
   next_ = 0;
+  walkable_ = false;
   const uint8_t* info = s_.info.data();
   const uint8_t* info_end = info + s_.info.size();
   if (offset >= s_.info.size()) return false;
@@ -371,9 +425,16 @@ bool UnitReader::open(uint64_t offset, bool unit_die_only) {
   if (address_size_ != 4 && address_size_ != 8) return false;
   if (form_sizes_for_ != (address_size_ | (offset_size_ << 8) | (version_ << 16))) fill_form_sizes();
   die_offset_ = static_cast<uint64_t>(p - info);
+  header_abbrev_offset_ = abbrev_offset;
+  return true;
+}
+
+bool UnitReader::open(uint64_t offset, bool unit_die_only) {
+  if (!open_header(offset)) return false;
+  const uint8_t* p = s_.info.data() + die_offset_;
   uint64_t code = 0;
   if (!read_uleb(p, end_, code) || code == 0) return false;
-  if (!read_abbrevs(abbrev_offset, unit_die_only ? code : 0)) return false;
+  if (!read_abbrevs(header_abbrev_offset_, unit_die_only ? code : 0)) return false;
   walkable_ = !unit_die_only;
   const Abbrev* a = abbrev(code);
   if (a == nullptr) return false;
@@ -467,7 +528,9 @@ bool UnitReader::address(const Value& v, uint64_t& out) const {
 
 bool UnitReader::string(const Value& v, const char*& out) const {
   auto in = [&out](std::span<const uint8_t> section, uint64_t offset) {
-    if (offset >= section.size() || std::memchr(section.data() + offset, 0, section.size() - offset) == nullptr)
+    // A section ending in NUL terminates every string in it (as string_at in line_program.cpp).
+    if (offset >= section.size() ||
+        (section.back() != 0 && std::memchr(section.data() + offset, 0, section.size() - offset) == nullptr))
       return false;
     out = reinterpret_cast<const char*>(section.data() + offset);
     return true;
@@ -721,7 +784,9 @@ bool UnitReader::walk(UnitWalk& out) {
   return walk_siblings(p, FunctionDie::kTopLevel, out, 0);
 }
 
-bool UnitReader::walk_siblings(const uint8_t*& p, uint32_t parent, UnitWalk& out, int depth) {
+// Flattened: skip_die, skip_own and skip_attributes, called for nearly
+// every DIE, inlined here (libc's units: 3.3 ms -> 3.0 ms).
+[[gnu::flatten]] bool UnitReader::walk_siblings(const uint8_t*& p, uint32_t parent, UnitWalk& out, int depth) {
   if (depth > kMaxDepth) return false;
   while (p < end_) {
     const uint8_t* die = p;

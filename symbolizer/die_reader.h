@@ -29,7 +29,7 @@ namespace stackwatch::symbolizer {
 
 // The DWARF sections the reader may look at (empty when absent).
 struct DebugSections {
-  std::span<const uint8_t> info, abbrev, str, line_str, str_offsets, addr, ranges, rnglists;
+  std::span<const uint8_t> info, abbrev, str, line_str, str_offsets, addr, ranges, rnglists, aranges;
 };
 
 // The sections of elf when the reader can read them as they are:
@@ -42,6 +42,22 @@ struct AddressRange {
   uint64_t low = 0;
   uint64_t high = 0;
 };
+
+// One address range .debug_aranges gives a unit.
+struct UnitArange {
+  uint64_t unit = 0;  // offset of the unit's header in .debug_info
+  uint64_t low = 0;
+  uint64_t high = 0;
+  bool operator==(const UnitArange&) const = default;
+};
+
+// The ranges of a .debug_aranges section (version 2) that the units' DIEs
+// would give too (dwarf_ranges' rules: no empty ranges, none at address 0,
+// which is code the linker discarded), sorted by unit, each unit's in the
+// section's order. Empty when the section is absent or anything in it is
+// unexpected (a unit offset past info_size, another version, segments):
+// then every unit's DIE is read instead.
+std::vector<UnitArange> read_aranges(std::span<const uint8_t> section, uint64_t info_size);
 
 // A function DIE that has code: what DwarfIndex makes a node of.
 struct FunctionDie {
@@ -77,6 +93,11 @@ class UnitReader {
   // others (listing units: a unit's table is mostly for the DIEs inside it,
   // GCC's ordered by use, so the unit DIE's comes last); walk() then fails.
   bool open(uint64_t offset, bool unit_die_only = false);
+  // Reads only the header of the unit at offset: version(), unit_type() (a
+  // DWARF 2-4 unit says compile here, whatever its DIE's tag),
+  // address_size(), die_offset() and next_unit_offset() are then valid and
+  // nothing else is (listing units from .debug_aranges, which needs no DIE).
+  bool open_header(uint64_t offset);
   // Where the next unit's header starts (valid after open, even a failed
   // one whose header length could be read: 0 otherwise).
   uint64_t next_unit_offset() const { return next_; }
@@ -189,6 +210,7 @@ class UnitReader {
   bool walkable_ = false;  // opened with every abbreviation
   unsigned version_ = 0, unit_type_ = 0, address_size_ = 0, offset_size_ = 0, tag_ = 0;
   uint64_t die_offset_ = 0;
+  uint64_t header_abbrev_offset_ = 0;
   const char* comp_dir_ = nullptr;
   std::optional<uint64_t> stmt_list_;
   PcAttributes unit_pc_;

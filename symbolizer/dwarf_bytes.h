@@ -11,8 +11,11 @@
 
 namespace stackwatch::symbolizer::dwarf_bytes {
 
+// The two readers of nearly every byte are always inlined: GCC made them
+// calls in the large loops that use them (the line-table decoder, the
+// abbreviation parser).
 // size bytes (1 to 8).
-inline bool read_fixed(const uint8_t*& p, const uint8_t* end, unsigned size, uint64_t& out) {
+[[gnu::always_inline]] inline bool read_fixed(const uint8_t*& p, const uint8_t* end, unsigned size, uint64_t& out) {
   if (static_cast<size_t>(end - p) < size) return false;
   uint64_t value = 0;
   std::memcpy(&value, p, size);
@@ -37,7 +40,7 @@ inline bool read_uleb_slow(const uint8_t*& p, const uint8_t* end, uint64_t& out)
 }
 
 // Most values (codes, attribute names, forms, small constants) fit in one byte.
-inline bool read_uleb(const uint8_t*& p, const uint8_t* end, uint64_t& out) {
+[[gnu::always_inline]] inline bool read_uleb(const uint8_t*& p, const uint8_t* end, uint64_t& out) {
   if (p < end && *p < 0x80) {
     out = *p++;
     return true;

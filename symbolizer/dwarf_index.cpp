@@ -7,6 +7,7 @@
 #include <malloc.h>
 
 #include <algorithm>
+#include <cstddef>
 #include <cstring>
 #include <optional>
 
@@ -26,6 +27,8 @@ constexpr uint32_t kMaxUnitFiles = 0xffff;
 // Below this many elements a binary search is as fast as a bucket lookup:
 // small units get no buckets (saves their memory).
 constexpr size_t kBucketThreshold = 64;
+// A unit's ranges are sorted by insertion up to this many.
+constexpr size_t kInsertionSortRanges = 32;
 // A unit whose line table LineProgram decoded leaves only its abbreviations
 // and unit records in libdw, ~1.3 KB: counted as this many ~60-byte rows
 // toward the restart budget.
@@ -69,6 +72,7 @@ const char* function_name(Dwarf_Die* die) {
 class DwarfIndex::Builder {
  public:
   Builder(DwarfIndex& index, Unit& unit) : index_(index), unit_(unit) {
+    unit_.files.reserve(16);  // one allocation for most units' files
     unit_.files.push_back(0);  // local file 0: unknown
   }
 
@@ -115,10 +119,22 @@ class DwarfIndex::Builder {
     for (uint32_t global : unit_.files)
       if (global < index_.scratch_.local_of_global.size()) index_.scratch_.local_of_global[global] = 0;
     auto& ranges = unit_.ranges;
-    std::stable_sort(ranges.begin(), ranges.end(), [](const Range& a, const Range& b) {
+    auto by_parent_then_low = [](const Range& a, const Range& b) {
       if (a.parent != b.parent) return a.parent < b.parent;
       return a.low < b.low;
-    });
+    };
+    // Most units have a handful of ranges (libc's: 5 on average): an
+    // insertion sort, stable too, without stable_sort's buffer allocation.
+    if (ranges.size() <= kInsertionSortRanges) {
+      for (size_t k = 1; k < ranges.size(); ++k) {
+        Range r = ranges[k];
+        size_t m = k;
+        for (; m > 0 && by_parent_then_low(r, ranges[m - 1]); --m) ranges[m] = ranges[m - 1];
+        ranges[m] = r;
+      }
+    } else {
+      std::stable_sort(ranges.begin(), ranges.end(), by_parent_then_low);
+    }
     size_t i = 0;
     while (i < ranges.size() && ranges[i].parent != kTopLevel) {
       size_t j = i;
@@ -150,26 +166,47 @@ class DwarfIndex::Builder {
     }
   }
 
+  // Line, file and column (neither an end: the same column bit), compared
+  // as the one 8-byte word they are in memory (field by field, GCC merged
+  // them through a stack slot, and the reload missed store forwarding).
+  static bool same_place(const Row& a, const Row& b) {
+    static_assert(offsetof(Row, file) == offsetof(Row, line) + 4 && offsetof(Row, column) == offsetof(Row, line) + 6 &&
+                  sizeof(Row) == offsetof(Row, line) + 8);
+    uint64_t x = 0, y = 0;
+    std::memcpy(&x, &a.line, sizeof x);
+    std::memcpy(&y, &b.line, sizeof y);
+    return x == y;
+  }
+
   // Drops the rows no lookup can return or tell apart from the row before
   // them: a row followed by one at the same address (line_in takes the last
   // row at or below an address), and a row saying what the row before it
   // says. Half of libc's rows (GCC emits a row per view and per is_stmt
   // change); line_in answers as before for every address. End-of-sequence
   // rows stay, and so does the last row (an end since finish marked it).
+  // Without branches: the drops follow no pattern a branch predictor
+  // learns, so each row is written past the kept ones and the count
+  // advances only for those kept.
   static void drop_unreachable_rows(std::vector<Row>& rows) {
-    auto same_place = [](const Row& a, const Row& b) {
-      return a.line == b.line && a.file == b.file && a.column == b.column;  // neither an end: same column bit
-    };
-    size_t kept = 0;
     const size_t n = rows.size();
-    for (size_t i = 0; i < n; ++i) {
-      const Row& r = rows[i];
-      if (!r.end_sequence() && i + 1 < n) {
-        if (!rows[i + 1].end_sequence() && rows[i + 1].address == r.address) continue;
-        if (kept > 0 && !rows[kept - 1].end_sequence() && same_place(rows[kept - 1], r)) continue;
-      }
-      rows[kept++] = r;
+    if (n == 0) return;
+    Row* r = rows.data();
+    size_t kept = 0;
+    Row last_kept;
+    bool have_kept = false;  // and the last kept row is no end of sequence
+    for (size_t i = 0; i + 1 < n; ++i) {
+      const Row row = r[i];
+      const Row& next = r[i + 1];
+      bool end = row.end_sequence();
+      bool unreachable = !next.end_sequence() && next.address == row.address;
+      bool repeated = have_kept && same_place(last_kept, row);
+      bool drop = !end && (unreachable || repeated);
+      r[kept] = row;
+      kept += !drop;
+      last_kept = drop ? last_kept : row;
+      have_kept = drop ? have_kept : !end;
     }
+    r[kept++] = r[n - 1];  // the last row stays (an end since finish marked it)
     rows.resize(kept);
   }
 
@@ -185,7 +222,7 @@ class DwarfIndex::Builder {
   // A global file id for a path from the line table (libdw's or ours).
   uint32_t intern_path(std::string path) {
     if (path.empty()) return 0;
-    if (path.front() != '/' && !comp_dir_.empty()) path = comp_dir_ + "/" + path;
+    if (path.front() != '/' && !comp_dir_.empty()) path = std::string(comp_dir_) + "/" + path;
     auto it = index_.file_ids_.find(path);
     if (it == index_.file_ids_.end()) {
       index_.files_.push_back(std::make_unique<std::string>(std::move(path)));
@@ -384,6 +421,7 @@ class DwarfIndex::Builder {
   // them: in the same order, so node ids and file ids come out the same.
   void add_walk(const UnitWalk& functions) {
     const uint32_t base = static_cast<uint32_t>(index_.nodes_.size());
+    unit_.ranges.reserve(functions.ranges.size());  // exactly: no growth, nothing for finish to shrink
     for (size_t i = 0; i < functions.functions.size(); ++i) {
       const FunctionDie& f = functions.functions[i];
       uint32_t node = base + static_cast<uint32_t>(i);
@@ -508,7 +546,7 @@ class DwarfIndex::Builder {
   Unit& unit_;
   std::vector<std::pair<size_t, size_t>> row_blocks_;     // [begin, end) of each sequence's rows
   std::unordered_map<const char*, uint32_t> unit_names_;  // this unit's names as libdw returned them
-  std::string comp_dir_;
+  std::string_view comp_dir_;  // in the sections (or libdw's): a unit's whole life
   Dwarf_Files* unit_files_ = nullptr;  // libdw's file table, when its line table is used
   size_t unit_file_count_ = 0;
   bool own_lines_ = false;  // the line table came from scratch_.program (or there is none)
@@ -594,7 +632,25 @@ bool DwarfIndex::list_units_own(std::vector<uint32_t>& unstated) {
   UnitReader& reader = *unit_reader_;
   const size_t info_size = debug_sections_->info.size();
   std::vector<AddressRange> ranges;
+  // Units .debug_aranges gives ranges for are listed from their headers
+  // alone; the others' unit DIEs are read, which means skimming their
+  // abbreviation tables (GCC puts the unit DIE's last): for libc, 1 MB of
+  // tables that the walks parse again.
+  std::vector<UnitArange> aranges = read_aranges(debug_sections_->aranges, info_size);
+  size_t next_arange = 0;
   for (uint64_t offset = 0; offset < info_size; offset = reader.next_unit_offset()) {
+    while (next_arange < aranges.size() && aranges[next_arange].unit < offset) ++next_arange;
+    if (next_arange < aranges.size() && aranges[next_arange].unit == offset && reader.open_header(offset) &&
+        (reader.unit_type() == DW_UT_compile || reader.unit_type() == DW_UT_partial)) {
+      uint32_t id = static_cast<uint32_t>(units_.size());
+      Unit& unit = units_.emplace_back();
+      unit.die_offset = reader.die_offset();
+      unit.unit_offset = offset;
+      for (; next_arange < aranges.size() && aranges[next_arange].unit == offset; ++next_arange)
+        spans_.push_back({aranges[next_arange].low, aranges[next_arange].high, id});
+      ++units_listed_by_aranges_;
+      continue;
+    }
     if (!reader.open(offset, true)) {
       // Listed by libdw instead, which may still read this unit.
       units_.clear();

@@ -93,6 +93,9 @@ class DwarfIndex {
   size_t units_read() const { return units_read_; }
   // Units whose DIEs were walked through libdw rather than UnitReader.
   size_t units_walked_by_libdw() const { return units_walked_by_libdw_; }
+  // Units whose ranges came from .debug_aranges (their unit DIEs unread
+  // until an address falls in them).
+  size_t units_listed_by_aranges() const { return units_listed_by_aranges_; }
   // Function names read through libdw rather than UnitReader.
   size_t names_read_by_libdw() const { return names_read_by_libdw_; }
   size_t libdw_restarts() const { return restarts_; }
@@ -157,6 +160,7 @@ class DwarfIndex {
   void read_unit(uint32_t unit);
   // Lists the units through UnitReader; false (nothing listed) when it cannot read one.
   bool list_units_own(std::vector<uint32_t>& unstated);
+
   void list_units_libdw(std::vector<uint32_t>& unstated);
   // Ends and restarts the libdw handle, dropping its caches (see build).
   void restart_libdw();
@@ -205,6 +209,7 @@ class DwarfIndex {
   size_t names_reopened_in_vain_ = 0;       // ... and that libdw read after all
   UnitWalk walk_scratch_;  // one unit's function DIEs, reused
   size_t units_walked_by_libdw_ = 0;
+  size_t units_listed_by_aranges_ = 0;
   size_t names_read_by_libdw_ = 0;
   std::vector<Unit> units_;
   std::vector<uint64_t> unit_starts_;  // units_' unit_offset where UnitReader may read them, sorted

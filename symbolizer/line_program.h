@@ -80,6 +80,14 @@ class LineProgram {
   bool read_header_tables(const uint8_t*& p, const uint8_t* end, unsigned version, unsigned offset_size,
                           const LineSections& sections);
 
+  // Special opcodes' advances for the header they were computed for.
+  struct Special {
+    int32_t line = 0;
+    uint32_t operations = 0;
+  };
+  Special special_[256];
+  uint64_t special_base_ = 0, special_range_ = 0;
+  int special_line_base_ = 0;
   std::vector<std::pair<size_t, size_t>> sequences_;
   bool sequences_ascend_ = true;
   bool end_ties_ = false;
