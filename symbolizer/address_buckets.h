@@ -28,12 +28,11 @@ class AddressBuckets {
     size_t n = static_cast<size_t>(span >> shift_) + 2;
     buckets_.resize(n);
     buckets_.shrink_to_fit();
-    size_t i = 0;
-    for (size_t b = 0; b < n; ++b) {
-      uint64_t start = min_ + (static_cast<uint64_t>(b) << shift_);
-      while (i < count && key(i) < start) ++i;
-      buckets_[b] = static_cast<uint32_t>(i);
-    }
+    // Bucket b's first element is the number of elements in the buckets
+    // before it: counted, then summed, without the branch per element of a
+    // merge of the two sequences (mispredicted about once per bucket).
+    for (size_t i = 0; i < count; ++i) ++buckets_[static_cast<size_t>((key(i) - min_) >> shift_) + 1];
+    for (size_t b = 1; b < n; ++b) buckets_[b] += buckets_[b - 1];
   }
 
   size_t memory_bytes() const { return buckets_.capacity() * sizeof(uint32_t); }

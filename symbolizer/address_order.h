@@ -10,23 +10,47 @@
 #include <algorithm>
 #include <bit>
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <vector>
 
 namespace stackwatch::symbolizer {
 
+// No member initializers: the arrays below are written once, not zeroed
+// first (zeroing them was a quarter of the sort).
 struct OrderedAddress {
-  uint64_t address = 0;
-  uint32_t index = 0;  // into the caller's array
+  uint64_t address;
+  uint32_t index;  // into the caller's array
   bool operator==(const OrderedAddress&) const = default;
+};
+
+// address_order's result: an array of OrderedAddress.
+class AddressOrder {
+ public:
+  explicit AddressOrder(size_t n) : items_(std::make_unique_for_overwrite<OrderedAddress[]>(n)), size_(n) {}
+  size_t size() const { return size_; }
+  bool empty() const { return size_ == 0; }
+  OrderedAddress* begin() { return items_.get(); }
+  OrderedAddress* end() { return items_.get() + size_; }
+  const OrderedAddress* begin() const { return items_.get(); }
+  const OrderedAddress* end() const { return items_.get() + size_; }
+  OrderedAddress& operator[](size_t i) { return items_[i]; }
+  const OrderedAddress& operator[](size_t i) const { return items_[i]; }
+  bool operator==(const std::vector<OrderedAddress>& other) const {
+    return std::equal(begin(), end(), other.begin(), other.end());
+  }
+
+ private:
+  std::unique_ptr<OrderedAddress[]> items_;
+  size_t size_ = 0;
 };
 
 // The addresses in lookup order, each with its index: carried along so the
 // lookup loop does not load addresses[index] (a cache miss per address once
 // the order is shuffled). At most UINT32_MAX addresses.
-inline std::vector<OrderedAddress> address_order(std::span<const uint64_t> addresses) {
+inline AddressOrder address_order(std::span<const uint64_t> addresses) {
   const size_t n = addresses.size();
-  std::vector<OrderedAddress> order(n);
+  AddressOrder order(n);
   if (n == 0) return order;
   auto [lo, hi] = std::minmax_element(addresses.begin(), addresses.end());
   const uint64_t base = *lo;
@@ -48,7 +72,9 @@ inline std::vector<OrderedAddress> address_order(std::span<const uint64_t> addre
   constexpr unsigned kDigitBits = 11;  // 2,048 counters: fit in L1
   const uint64_t index_mask = index_bits == 0 ? 0 : (~uint64_t{0} >> (64 - index_bits));
   const unsigned passes = std::max(1u, (span_bits + kDigitBits - 1) / kDigitBits);
-  std::vector<uint64_t> keys(passes > 1 ? n : 0), scratch(passes > 2 ? n : 0);
+  std::unique_ptr<uint64_t[]> keys, scratch;
+  if (passes > 1) keys = std::make_unique_for_overwrite<uint64_t[]>(n);
+  if (passes > 2) scratch = std::make_unique_for_overwrite<uint64_t[]>(n);
   for (unsigned pass = 0; pass < passes; ++pass) {
     const unsigned shift = index_bits + pass * kDigitBits;
     auto digit = [shift](uint64_t k) { return (k >> shift) & ((1u << kDigitBits) - 1); };
@@ -62,7 +88,7 @@ inline std::vector<OrderedAddress> address_order(std::span<const uint64_t> addre
         order[count[digit(k)]++] = {base + (k >> index_bits), static_cast<uint32_t>(k & index_mask)};
       }
     } else {
-      std::vector<uint64_t>& to = pass == 0 ? keys : scratch;
+      uint64_t* to = pass == 0 ? keys.get() : scratch.get();
       for (size_t i = 0; i < n; ++i) to[count[digit(key(i))]++] = key(i);
       if (pass > 0) keys.swap(scratch);
     }

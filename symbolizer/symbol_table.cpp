@@ -42,7 +42,7 @@ void SymbolTable::finish() {
   // random addresses.
   std::vector<uint64_t> starts(symbols_.size());
   for (size_t i = 0; i < symbols_.size(); ++i) starts[i] = symbols_[i].start;
-  std::vector<OrderedAddress> order = address_order(starts);
+  AddressOrder order = address_order(starts);
   for (size_t i = 0; i < order.size();) {
     size_t j = i + 1;
     while (j < order.size() && order[j].address == order[i].address) ++j;

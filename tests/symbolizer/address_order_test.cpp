@@ -7,6 +7,7 @@
 #include <random>
 #include <vector>
 
+#include "symbolizer/address_buckets.h"
 #include "symbolizer/address_order.h"
 
 namespace stackwatch::symbolizer {
@@ -49,6 +50,32 @@ TEST(AddressOrder, EmptyAndSingle) {
   EXPECT_TRUE(address_order({}).empty());
   std::vector<uint64_t> one = {42};
   EXPECT_EQ(address_order(one), (std::vector<OrderedAddress>{{42, 0}}));
+}
+
+// A bucket's window holds the upper bound of every address in the bucket:
+// elements before it are below the address, elements from its end above.
+TEST(AddressBuckets, WindowsHoldTheUpperBound) {
+  std::mt19937_64 rng(3);
+  for (int round = 0; round < 20; ++round) {
+    std::vector<uint64_t> keys;
+    uint64_t at = 0x400000 + rng() % 4096;
+    size_t count = 1 + rng() % 3000;
+    for (size_t i = 0; i < count; ++i) {
+      keys.push_back(at);
+      at += rng() % 4 == 0 ? 0 : rng() % (round % 2 == 0 ? 16 : 4096);  // repeats, dense and sparse
+    }
+    AddressBuckets buckets;
+    buckets.build(keys.size(), [&](size_t k) { return keys[k]; });
+    for (int probe = 0; probe < 2000; ++probe) {
+      uint64_t address = keys.front() - 64 + rng() % (keys.back() - keys.front() + 128);
+      auto [lo, hi] = buckets.window(address);
+      size_t upper = static_cast<size_t>(std::upper_bound(keys.begin(), keys.end(), address) - keys.begin());
+      ASSERT_LE(lo, hi);
+      if (address < keys.front()) continue;  // below every element: {0, 0}
+      ASSERT_LE(lo, upper) << "round " << round << ", address " << address;
+      ASSERT_GE(hi, upper) << "round " << round << ", address " << address;
+    }
+  }
 }
 
 }  // namespace
