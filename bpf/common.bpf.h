@@ -134,14 +134,15 @@ static __always_inline struct sw_stack_sample *stack_scratch_slot(void) {
   return bpf_map_lookup_elem(&stack_scratch, &zero);
 }
 
-/* The record slot, its header set for a sample of the current thread: no
- * kernel stack, no frame-pointer stack, no blocks, no I/O; the thread's and
- * its process's names. The caller sets what its kind has, copies the user
- * stack and sends it. NULL if the slot cannot be had. */
-static __always_inline struct sw_stack_sample *start_stack_sample(__u32 tgid, __u32 tid, __u32 kind) {
+/* The record slot, its header set for a sample of the current thread (task,
+ * which the caller has at hand): no kernel stack, no frame-pointer stack, no
+ * blocks, no I/O; the thread's and its process's names. The caller sets
+ * what its kind has, copies the user stack and sends it. NULL if the slot
+ * cannot be had. */
+static __always_inline struct sw_stack_sample *start_stack_sample(struct task_struct *task, __u32 tgid, __u32 tid,
+                                                                  __u32 kind) {
   struct sw_stack_sample *e = stack_scratch_slot();
   if (!e) return NULL;
-  struct task_struct *task = bpf_get_current_task_btf();
   e->tgid = tgid;
   e->tid = tid;
   e->kind = kind;

@@ -271,7 +271,7 @@ static __always_inline void add_call(void *ctx, void *counts, void *stacks, __u3
  * so no call is lost, only its outer frames. Each copy costs the calling
  * thread ~2 us; the ring's size bounds how many calls a second get one. */
 static __always_inline bool send_copy(__u32 tgid, __u32 tid, const struct io_call *call, __u64 bytes, __u64 ns) {
-  struct sw_stack_sample *e = start_stack_sample(tgid, tid, SW_KIND_IO);
+  struct sw_stack_sample *e = start_stack_sample(bpf_get_current_task_btf(), tgid, tid, SW_KIND_IO);
   if (!e) return false;
   e->kernel_stack_id = -EFAULT;
   e->io_bytes = bytes;

@@ -586,7 +586,7 @@ int mem_munmap(struct pt_regs *ctx) {
  * there. False when the copy ring is full: the fault is then counted here
  * under its frame-pointer stack (see io.bpf.c's send_copy). */
 static __always_inline bool send_fault_copy(__u32 tgid, __u32 tid) {
-  struct sw_stack_sample *e = start_stack_sample(tgid, tid, SW_KIND_PAGE_FAULT);
+  struct sw_stack_sample *e = start_stack_sample(bpf_get_current_task_btf(), tgid, tid, SW_KIND_PAGE_FAULT);
   if (!e) return false;
   copy_user_stack(e);
   if (send_stack_sample(e) != 0) {

@@ -246,7 +246,7 @@ int BPF_PROG(off_cpu_sys_exit, struct pt_regs *regs, long ret) {
   __u32 tid = (__u32)bpf_get_current_pid_tgid();
   struct off_pending *p = bpf_map_lookup_elem(&off_pending, &tid);
   if (!p) return 0;
-  struct sw_stack_sample *e = start_stack_sample(p->start.tgid, tid, SW_KIND_OFF_CPU);
+  struct sw_stack_sample *e = start_stack_sample(bpf_get_current_task_btf(), p->start.tgid, tid, SW_KIND_OFF_CPU);
   if (!e) {
     flush_pending(tid);
     return 0;

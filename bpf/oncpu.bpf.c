@@ -88,7 +88,7 @@ static __always_inline void record(struct bpf_perf_event_data *ctx, void *counts
 static __always_inline bool send_stack_copy(struct bpf_perf_event_data *ctx, __u32 tgid, __u32 tid) {
   struct task_struct *task = bpf_get_current_task_btf();
   if (BPF_CORE_READ(task, mm) == NULL) return false;
-  struct sw_stack_sample *e = start_stack_sample(tgid, tid, SW_KIND_ON_CPU);
+  struct sw_stack_sample *e = start_stack_sample(task, tgid, tid, SW_KIND_ON_CPU);
   if (!e) return false;
   long n = bpf_get_stack(ctx, e->kernel_ips, sizeof(e->kernel_ips), 0);
   e->kernel_depth = n > 0 ? (__u32)(n / sizeof(__u64)) : 0;

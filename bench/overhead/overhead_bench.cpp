@@ -176,18 +176,24 @@ std::string rate_of(const std::string& name) {
   return space == std::string::npos ? std::string() : name.substr(space + 1);
 }
 
-// Each stackwatch configuration against perf at the same rate, round by
-// round: both ran in the same round, minutes apart at most, so the
-// machine's drift between rounds (which moves every median by about 1% on
-// this VM) cancels out of the difference. Prints the median difference of
-// the slowdowns in percentage points, its range, and in how many rounds
-// stackwatch's run was the faster.
-void print_paired_with_perf(const std::vector<Profiler>& profilers, std::map<std::string, std::vector<Run>>& runs) {
+// Each stackwatch configuration against perf at the same rate (against ==
+// "perf"), or each tool against the sampling floor (sampling_floor.c: the
+// sampling interrupts alone, which every tool pays), round by round: both
+// ran in the same round, minutes apart at most, so the machine's drift
+// between rounds (which moves every median by about 1% on this VM) cancels
+// out of the difference. Prints the median difference of the slowdowns in
+// percentage points, its range, and in how many rounds the first one's run
+// was the faster.
+void print_paired(const std::vector<Profiler>& profilers, std::map<std::string, std::vector<Run>>& runs,
+                  const std::string& against, const char* title) {
   bool header = false;
   for (const Profiler& p : profilers) {
-    if (!p.name.starts_with("stackwatch") || rate_of(p.name).empty()) continue;
+    if (p.name.starts_with(against) || (!p.name.starts_with("stackwatch") && !p.name.starts_with("perf")) ||
+        rate_of(p.name).empty())
+      continue;
+    if (against == "perf" && !p.name.starts_with("stackwatch")) continue;
     auto perf = std::find_if(profilers.begin(), profilers.end(), [&](const Profiler& q) {
-      return q.name.starts_with("perf") && rate_of(q.name) == rate_of(p.name);
+      return q.name.starts_with(against) && rate_of(q.name) == rate_of(p.name);
     });
     if (perf == profilers.end()) continue;
     const std::vector<Run>& ours = runs[p.name];
@@ -202,8 +208,7 @@ void print_paired_with_perf(const std::vector<Profiler>& profilers, std::map<std
     }
     if (diff.empty()) continue;
     if (!header) {
-      std::printf("against perf at the same rate, paired by round (slowdown difference in points of the "
-                  "workload's time alone; negative: stackwatch slowed it less):\n");
+      std::printf("%s\n", title);
       header = true;
     }
     auto [lo, hi] = std::minmax_element(diff.begin(), diff.end());
@@ -233,7 +238,9 @@ int main(int argc, char** argv) {
                  {"stackwatch fp 999 Hz", sw_run("999", "fp")},
                  {"perf record -a -g 49 Hz", {"perf", "record", "-a", "-g", "-F", "49", "-o", "/tmp/sw_bench_perf.data"}},
                  {"perf record -a -g 999 Hz",
-                  {"perf", "record", "-a", "-g", "-F", "999", "-o", "/tmp/sw_bench_perf.data"}}};
+                  {"perf", "record", "-a", "-g", "-F", "999", "-o", "/tmp/sw_bench_perf.data"}},
+                 {"sampling floor 49 Hz", {dir + "/bench_sampling_floor", "49"}},
+                 {"sampling floor 999 Hz", {dir + "/bench_sampling_floor", "999"}}};
   } else if (scenario == "offcpu") {
     workload = {dir + "/bench_pingpong", "200000"};
     profilers = {{"alone", {}},
@@ -302,6 +309,11 @@ int main(int argc, char** argv) {
     else
       std::printf(" %8.0f\n", median(bpf));
   }
-  print_paired_with_perf(profilers, runs);
+  print_paired(profilers, runs, "perf",
+               "against perf at the same rate, paired by round (slowdown difference in points of the "
+               "workload's time alone; negative: stackwatch slowed it less):");
+  print_paired(profilers, runs, "sampling floor",
+               "above the sampling floor at the same rate (the timer interrupts alone, no stacks), paired by "
+               "round, in points:");
   return 0;
 }
