@@ -116,17 +116,20 @@ int run_record(RecordOptions options) {
   ProcessTracker::Options tracker_options;
   tracker_options.filter_targets = filter;
   tracker_options.follow_children = command.has_value() || options.children;
-  // Stack copies are ~17 KiB each and the ring is read every 100 ms: room
-  // for a quarter of a second of on-CPU samples at -F on every CPU (the
-  // whole ring ends up resident, mapped twice: keep it small), and at least
-  // 8 MiB when off-CPU copies share it (a busy machine ends hundreds of
-  // blocks in 100 ms); 1 MiB at least otherwise. A full ring is counted.
-  // (I/O calls have a ring of their own: IoSampler.)
+  // Stack copies are at most ~17 KiB each (most are 2-6 KiB: only what was
+  // copied is sent) and StackCopies' reader empties the ring every
+  // kReadEvery (10 ms): room for three reads' worth of the largest copies at
+  // -F on every CPU (the whole ring ends up resident, mapped twice: keep it
+  // small), 1 MiB at least (999 Hz on 2 CPUs: 1 MiB, where it took 16 MiB
+  // when the ring waited for the recording's thread); at least 8 MiB when
+  // off-CPU copies share it (a busy machine ends hundreds of blocks in
+  // 100 ms). A full ring is counted. (I/O calls have a ring of their own:
+  // IoSampler.)
   if (options.dwarf) {
-    double per_quarter_second =
-        options.hz * 0.25 * static_cast<double>(online_cpus().size()) * sizeof(sw_stack_sample);
+    double reads = 3.0 * std::chrono::duration<double>(StackCopies::kReadEvery).count();
+    double worst = options.hz * reads * static_cast<double>(online_cpus().size()) * sizeof(sw_stack_sample);
     uint32_t bytes = options.off_cpu ? 8u << 20 : 1u << 20;
-    while (bytes < per_quarter_second && bytes < (256u << 20)) bytes <<= 1;
+    while (bytes < worst && bytes < (256u << 20)) bytes <<= 1;
     tracker_options.stack_samples_bytes = bytes;
   }
   ProcessTracker tracker(tracker_options, symbolizer);
@@ -304,6 +307,7 @@ int run_record(RecordOptions options) {
       UnwindReport u = copies->take_report();
       unwind_totals.stacks += u.stacks;
       unwind_totals.complete += u.complete;
+      unwind_totals.queued_by_reader += u.queued_by_reader;
       for (auto& [reason, n] : u.incomplete) unwind_totals.incomplete[reason] += n;
       if (report && u.stacks > u.complete) {
         std::fprintf(report, "  user stacks not completed: %llu of %llu (", static_cast<unsigned long long>(u.stacks - u.complete),
@@ -318,7 +322,8 @@ int run_record(RecordOptions options) {
       info.extra["unwind"] = {{"method", "dwarf"},
                               {"stacks", unwind_totals.stacks},
                               {"complete", unwind_totals.complete},
-                              {"incomplete", unwind_totals.incomplete}};
+                              {"incomplete", unwind_totals.incomplete},
+                              {"queued_by_reader", unwind_totals.queued_by_reader}};
     } else {
       info.extra["unwind"] = {{"method", "frame pointers"}};
     }

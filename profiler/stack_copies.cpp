@@ -16,20 +16,63 @@ namespace stackwatch::profiler {
 
 static_assert(sizeof(sw_user_regs) == sizeof(unwinder::UserRegs), "sw_user_regs must match unwinder::UserRegs");
 
+// In a queued record's size word: the reader thread queued it.
+constexpr uint64_t kQueuedByReader = uint64_t{1} << 63;
+
 StackCopies::StackCopies(int ring_fd, const OffCpuSampler* offcpu, symbolizer::Symbolizer& symbolizer)
     : offcpu_(offcpu), symbolizer_(symbolizer) {
   ring_.reset(ring_buffer__new(ring_fd, &StackCopies::on_sample, this, nullptr));
   if (!ring_) throw_bpf_error("cannot set up the stack-copy ring buffer", errno);
+  reader_ = std::thread([this] { read_loop(); });
 }
 
-StackCopies::~StackCopies() = default;
+StackCopies::~StackCopies() {
+  {
+    std::lock_guard lock(mutex_);
+    stop_ = true;
+  }
+  wake_.notify_all();
+  reader_.join();
+}
 
 void StackCopies::add_ring(int ring_fd) {
+  std::lock_guard lock(mutex_);  // the reader may be in ring_buffer__consume
   if (int err = ring_buffer__add(ring_.get(), ring_fd, &StackCopies::on_sample, this); err)
     throw_bpf_error("cannot set up a stack-copy ring buffer", -err);
 }
 
-void StackCopies::consume() { ring_buffer__consume(ring_.get()); }
+void StackCopies::read_loop() {
+  std::unique_lock lock(mutex_);
+  while (!stop_) {
+    wake_.wait_for(lock, kReadEvery);
+    if (stop_) break;
+    // Past the cap the records stay in the rings (see kMaxQueuedBytes).
+    if (queue_.size() * sizeof(uint64_t) >= kMaxQueuedBytes) continue;
+    reader_reading_ = true;
+    ring_buffer__consume(ring_.get());
+    reader_reading_ = false;
+  }
+}
+
+void StackCopies::consume() {
+  std::vector<uint64_t> batch;
+  {
+    std::lock_guard lock(mutex_);
+    ring_buffer__consume(ring_.get());  // what the reader has not read yet
+    batch.swap(queue_);
+    queue_.swap(spare_);  // the previous batch's buffer, emptied
+    queue_.clear();
+  }
+  for (size_t at = 0; at < batch.size();) {
+    size_t size = static_cast<size_t>(batch[at] & ~kQueuedByReader);
+    report_.queued_by_reader += (batch[at] & kQueuedByReader) != 0;
+    handle(*reinterpret_cast<const sw_stack_sample*>(&batch[at + 1]));
+    at += 1 + (size + 7) / 8;
+  }
+  batch.clear();
+  std::lock_guard lock(mutex_);
+  spare_.swap(batch);  // keeps its capacity for the next batch
+}
 
 int StackCopies::on_sample(void* ctx, void* data, size_t size) {
   // A record carries its header and stack_len bytes of stack, not the
@@ -38,7 +81,15 @@ int StackCopies::on_sample(void* ctx, void* data, size_t size) {
   if (size < kHeader) return 0;
   const auto& s = *static_cast<const sw_stack_sample*>(data);
   if (s.stack_len > size - kHeader) return 0;  // never sent so: not ours
-  static_cast<StackCopies*>(ctx)->handle(s);
+  // Queued whole (the ring's space is reused as soon as this returns),
+  // padded so the next record starts on an 8-byte word; the stack bytes
+  // past stack_len are not sent, so a copy holds only what handle() reads.
+  auto* self = static_cast<StackCopies*>(ctx);
+  std::vector<uint64_t>& q = self->queue_;
+  size_t at = q.size();
+  q.resize(at + 1 + (size + 7) / 8);
+  q[at] = size | (self->reader_reading_ ? kQueuedByReader : 0);
+  std::memcpy(&q[at + 1], data, size);
   return 0;
 }
 

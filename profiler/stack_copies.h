@@ -3,13 +3,28 @@
 // stack with the CFI unwinder, and aggregates the results into RawStacks the
 // way the kernel aggregates frame-pointer stacks, so the rest of the
 // pipeline does not know which kind of unwinding produced a stack.
+//
+// Threads: a reader thread empties the rings every kReadEvery into a queue
+// of copied records (taking the lock only to copy); consume() and everything
+// else run on the caller's thread, which alone unwinds, so the unwinder and
+// the symbolizer are never shared. Why a reader: the recording's thread
+// spends whole stretches symbolizing at interval ends (tens of ms for libc's
+// DWARF, more for a machine's first interval), and BPF only writes into the
+// ring; without the reader the ring had to hold a quarter of a second of
+// the largest copies at -F on every CPU (16 MiB at 999 Hz, resident twice
+// over: the kernel maps a ring's pages twice). With it the ring holds a few
+// reads' worth (1 MiB) and the queue only what is actually waiting.
 #pragma once
 
 #include <array>
+#include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <mutex>
 #include <string>
+#include <thread>
 #include <unordered_map>
 #include <unordered_set>
 #include <vector>
@@ -28,12 +43,24 @@ struct UnwindReport {
   uint64_t stacks = 0;
   uint64_t complete = 0;
   std::map<std::string, uint64_t> incomplete;  // reason -> stacks
+  // Copies the reader thread took out of the rings (the rest were still
+  // there when the recording's thread consumed them).
+  uint64_t queued_by_reader = 0;
 };
 
 class StackCopies {
  public:
+  // How often the reader thread empties the rings.
+  static constexpr std::chrono::milliseconds kReadEvery{10};
+  // Bytes of copies the queue may hold: past it the reader leaves records in
+  // the rings, which then fill and count their drops in BPF (as when there
+  // was no reader). The capacity the 999 Hz ring had, used only when a
+  // backlog builds up.
+  static constexpr size_t kMaxQueuedBytes = size_t{16} << 20;
+
   // ring_fd: the stack_samples ring buffer; offcpu: where the kernel stack
   // ids of off-CPU copies are read (nullptr if off-CPU is not recorded).
+  // Starts the reader thread.
   StackCopies(int ring_fd, const OffCpuSampler* offcpu, symbolizer::Symbolizer& symbolizer);
   ~StackCopies();
   StackCopies(const StackCopies&) = delete;
@@ -41,8 +68,10 @@ class StackCopies {
 
   // Also consumes this ring of copies (another program's, e.g. I/O calls).
   void add_ring(int ring_fd);
-  // Unwinds everything in the ring buffers now.
+  // Unwinds every copy sent so far: those the reader queued and those still
+  // in the rings.
   void consume();
+
   // Everything aggregated since the last call (after a final consume()).
   std::vector<RawStack> take();
   UnwindReport take_report();
@@ -53,7 +82,9 @@ class StackCopies {
   }
 
  private:
+  // Copies a record into queue_ (under mutex_).
   static int on_sample(void* ctx, void* data, size_t size);
+  void read_loop();
   void handle(const struct sw_stack_sample& s);
   // Counts one event under raw's stack: ns is off-CPU time, or an I/O
   // call's time (with its bytes).
@@ -62,6 +93,16 @@ class StackCopies {
   const std::vector<symbolizer::Mapping>& mappings_of(uint32_t tgid);
 
   RingBufferPtr ring_;
+  // The reader's state. queue_ holds records as [size][bytes, padded to 8],
+  // in 8-byte words so each record stays aligned for sw_stack_sample (the
+  // size word's top bit: queued by the reader).
+  mutable std::mutex mutex_;
+  std::condition_variable wake_;
+  bool stop_ = false;
+  bool reader_reading_ = false;  // on_sample runs for the reader (marks what it queues)
+  std::vector<uint64_t> queue_;
+  std::vector<uint64_t> spare_;  // the last batch's buffer, reused
+  std::thread reader_;
   const OffCpuSampler* offcpu_;
   symbolizer::Symbolizer& symbolizer_;
   unwinder::Unwinder unwinder_;

@@ -12,6 +12,7 @@ struct ProcessResult {
   bool timed_out = false;
   std::string out;
   std::string err;
+  long max_rss_kb = 0;  // peak RSS of the process (ru_maxrss; with its children's when they were larger)
 };
 
 // Runs argv (argv[0] is a path), kills it after timeout_s.

@@ -72,6 +72,28 @@ TEST(Unwind, OnCpuStacksAreCompleteWithoutFramePointers) {
   }
 }
 
+// At 999 Hz the copies (up to 17 KiB each, on both CPUs) are taken out of
+// the ring by StackCopies' reader thread every 10 ms, not only when the
+// recording's thread comes round (every 100 ms, longer while it symbolizes):
+// the ring is 2 MiB instead of 16 MiB (resident twice over: 60 MB of RSS
+// before), and none is dropped.
+TEST(Unwind, AReaderThreadEmptiesTheCopyRingAt999Hz) {
+  REQUIRE_ROOT();
+  std::string out = fresh_dir("chain_999");
+  auto r = run_process({stackwatch_bin(), "record", "--on-cpu", "--call-graph", "dwarf", "-F", "999", "-i", "1", "-o", out,
+                        "--", fixture("e2e_chain_nofp"), "spin", "4"},
+                       90);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto doc = read_json(out + "/stacks.json");
+  const auto& unwind = doc["_stackwatch"]["unwind"];
+  uint64_t stacks = unwind["stacks"].get<uint64_t>();
+  ASSERT_GT(stacks, 2000u) << "two spinning threads at 999 Hz for 4 s";
+  EXPECT_GE(double(unwind["complete"].get<uint64_t>()) / stacks, 0.95);
+  EXPECT_GT(unwind["queued_by_reader"].get<uint64_t>(), stacks / 2) << "the reader took most copies out";
+  EXPECT_LE(doc["_stackwatch"]["dropped"]["stack_copy_ring_full"].get<uint64_t>(), stacks / 100);
+  EXPECT_LT(r.max_rss_kb, 45 * 1024) << "peak RSS in KiB (about 30 MB; 60 MB with the 16 MiB ring)";
+}
+
 TEST(Unwind, FramePointerWalkCannotSeeTheChain) {
   REQUIRE_ROOT();
   // The control: the kernel's frame-pointer walk of the same binary does not
