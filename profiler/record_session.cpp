@@ -118,15 +118,16 @@ int run_record(RecordOptions options) {
   tracker_options.follow_children = command.has_value() || options.children;
   // Stack copies are at most ~17 KiB each (most are 2-6 KiB: only what was
   // copied is sent) and StackCopies' reader empties the ring every
-  // kReadEvery (10 ms): room for three reads' worth of the largest copies at
-  // -F on every CPU (the whole ring ends up resident, mapped twice: keep it
-  // small), 1 MiB at least (999 Hz on 2 CPUs: 1 MiB, where it took 16 MiB
-  // when the ring waited for the recording's thread); at least 8 MiB when
-  // off-CPU copies share it (a busy machine ends hundreds of blocks in
-  // 100 ms). A full ring is counted. (I/O calls have a ring of their own:
-  // IoSampler.)
+  // read_every (about ten samples per CPU): room for three reads' worth of
+  // the largest copies at -F on every CPU (the whole ring ends up resident,
+  // mapped twice: keep it small), 1 MiB at least (999 Hz on 2 CPUs: 2 MiB,
+  // where it took 16 MiB when the ring waited for the recording's thread);
+  // at least 8 MiB when off-CPU copies share it (a busy machine ends
+  // hundreds of blocks in 100 ms). A full ring is counted. (I/O calls have
+  // a ring of their own: IoSampler.)
+  const std::chrono::milliseconds read_copies_every = StackCopies::read_every(options.hz);
   if (options.dwarf) {
-    double reads = 3.0 * std::chrono::duration<double>(StackCopies::kReadEvery).count();
+    double reads = 3.0 * std::chrono::duration<double>(read_copies_every).count();
     double worst = options.hz * reads * static_cast<double>(online_cpus().size()) * sizeof(sw_stack_sample);
     uint32_t bytes = options.off_cpu ? 8u << 20 : 1u << 20;
     while (bytes < worst && bytes < (256u << 20)) bytes <<= 1;
@@ -174,7 +175,7 @@ int run_record(RecordOptions options) {
   }
   std::unique_ptr<StackCopies> copies;
   if (options.dwarf)
-    copies = std::make_unique<StackCopies>(tracker.stack_samples_fd(), offcpu.get(), symbolizer);
+    copies = std::make_unique<StackCopies>(tracker.stack_samples_fd(), offcpu.get(), symbolizer, read_copies_every);
   if (copies && io) copies->add_ring(io->stack_copies_fd());
   if (copies && memory) copies->add_ring(memory->stack_copies_fd());
   UnwindReport unwind_totals;

@@ -3,6 +3,7 @@
 
 #include <bpf/bpf.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstddef>
 #include <cstring>
@@ -19,8 +20,14 @@ static_assert(sizeof(sw_user_regs) == sizeof(unwinder::UserRegs), "sw_user_regs 
 // In a queued record's size word: the reader thread queued it.
 constexpr uint64_t kQueuedByReader = uint64_t{1} << 63;
 
-StackCopies::StackCopies(int ring_fd, const OffCpuSampler* offcpu, symbolizer::Symbolizer& symbolizer)
-    : offcpu_(offcpu), symbolizer_(symbolizer) {
+std::chrono::milliseconds StackCopies::read_every(double hz) {
+  double ms = hz > 0 ? 10 * 1000.0 / hz : 100;
+  return std::chrono::milliseconds(static_cast<int64_t>(std::clamp(ms, 10.0, 100.0)));
+}
+
+StackCopies::StackCopies(int ring_fd, const OffCpuSampler* offcpu, symbolizer::Symbolizer& symbolizer,
+                         std::chrono::milliseconds read_every)
+    : read_every_(read_every), offcpu_(offcpu), symbolizer_(symbolizer) {
   ring_.reset(ring_buffer__new(ring_fd, &StackCopies::on_sample, this, nullptr));
   if (!ring_) throw_bpf_error("cannot set up the stack-copy ring buffer", errno);
   reader_ = std::thread([this] { read_loop(); });
@@ -44,7 +51,7 @@ void StackCopies::add_ring(int ring_fd) {
 void StackCopies::read_loop() {
   std::unique_lock lock(mutex_);
   while (!stop_) {
-    wake_.wait_for(lock, kReadEvery);
+    wake_.wait_for(lock, read_every_);
     if (stop_) break;
     // Past the cap the records stay in the rings (see kMaxQueuedBytes).
     if (queue_.size() * sizeof(uint64_t) >= kMaxQueuedBytes) continue;

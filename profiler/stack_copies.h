@@ -4,7 +4,7 @@
 // way the kernel aggregates frame-pointer stacks, so the rest of the
 // pipeline does not know which kind of unwinding produced a stack.
 //
-// Threads: a reader thread empties the rings every kReadEvery into a queue
+// Threads: a reader thread empties the rings every read_every() into a queue
 // of copied records (taking the lock only to copy); consume() and everything
 // else run on the caller's thread, which alone unwinds, so the unwinder and
 // the symbolizer are never shared. Why a reader: the recording's thread
@@ -50,8 +50,11 @@ struct UnwindReport {
 
 class StackCopies {
  public:
-  // How often the reader thread empties the rings.
-  static constexpr std::chrono::milliseconds kReadEvery{10};
+  // How often the reader thread empties the rings at hz samples a second
+  // per CPU: about every ten samples, between 10 and 100 ms (a timed wake-up
+  // costs ~30 us on this VM: at 49 Hz, reading every 10 ms took 0.4% of a
+  // core, more than the recording's own work).
+  static std::chrono::milliseconds read_every(double hz);
   // Bytes of copies the queue may hold: past it the reader leaves records in
   // the rings, which then fill and count their drops in BPF (as when there
   // was no reader). The capacity the 999 Hz ring had, used only when a
@@ -60,8 +63,9 @@ class StackCopies {
 
   // ring_fd: the stack_samples ring buffer; offcpu: where the kernel stack
   // ids of off-CPU copies are read (nullptr if off-CPU is not recorded).
-  // Starts the reader thread.
-  StackCopies(int ring_fd, const OffCpuSampler* offcpu, symbolizer::Symbolizer& symbolizer);
+  // Starts the reader thread, which reads every read_every.
+  StackCopies(int ring_fd, const OffCpuSampler* offcpu, symbolizer::Symbolizer& symbolizer,
+              std::chrono::milliseconds read_every);
   ~StackCopies();
   StackCopies(const StackCopies&) = delete;
   StackCopies& operator=(const StackCopies&) = delete;
@@ -98,6 +102,7 @@ class StackCopies {
   // size word's top bit: queued by the reader).
   mutable std::mutex mutex_;
   std::condition_variable wake_;
+  std::chrono::milliseconds read_every_;
   bool stop_ = false;
   bool reader_reading_ = false;  // on_sample runs for the reader (marks what it queues)
   std::vector<uint64_t> queue_;
