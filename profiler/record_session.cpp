@@ -448,8 +448,9 @@ int run_record(RecordOptions options) {
   };
 
   // The queued stack copies are unwound every other read of the reader (at
-  // 999 Hz every 20 ms, not 100): the queue then holds ~0.4 MB, not ~2 MB
-  // twice over (it keeps its capacity).
+  // 999 Hz every 20 ms, not 100): the queue, which keeps its capacity,
+  // then holds 20 ms of copies rather than 100 ms (on 2 CPUs with copies of
+  // a few KiB, a few hundred KB rather than a few MB).
   const int max_poll_ms =
       copies ? std::clamp(static_cast<int>(2 * read_copies_every.count()), 10, kMaxPollMs) : kMaxPollMs;
   const char* stop_reason = nullptr;

@@ -12,8 +12,9 @@
 // DWARF, more for a machine's first interval), and BPF only writes into the
 // ring; without the reader the ring had to hold a quarter of a second of
 // the largest copies at -F on every CPU (16 MiB at 999 Hz, resident twice
-// over: the kernel maps a ring's pages twice). With it the ring holds a few
-// reads' worth (1 MiB) and the queue only what is actually waiting.
+// over: the kernel maps a ring's pages twice). With it the ring holds three
+// reads' worth (2 MiB at 999 Hz on 2 CPUs) and the queue only what is
+// actually waiting.
 #pragma once
 
 #include <array>
@@ -51,9 +52,8 @@ struct UnwindReport {
 class StackCopies {
  public:
   // How often the reader thread empties the rings at hz samples a second
-  // per CPU: about every ten samples, between 10 and 100 ms (a timed wake-up
-  // costs ~30 us on this VM: at 49 Hz, reading every 10 ms took 0.4% of a
-  // core, more than the recording's own work).
+  // per CPU: about every ten samples, between 10 and 100 ms (at 49 Hz the
+  // ring holds seconds of copies: no need to wake 100 times a second).
   static std::chrono::milliseconds read_every(double hz);
   // Bytes of copies the queue may hold: past it the reader leaves records in
   // the rings, which then fill and count their drops in BPF (as when there

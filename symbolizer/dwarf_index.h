@@ -2,10 +2,11 @@
 // This is what makes the symbolizer fast: libdw's dwarf_getscopes walks the
 // DIE tree for every address (eu-addr2line manages ~100 addresses/s that way).
 //
-// Lazy per compile unit: building the index reads only each unit's DIE and
-// its address ranges (DW_AT_low_pc/high_pc or DW_AT_ranges). Units are
-// listed and walked by UnitReader (die_reader.h) where it can read them,
-// else through libdw. A unit's
+// Lazy per compile unit: building the index reads only each unit's address
+// ranges, from .debug_aranges and the unit's header where that section
+// gives them (GCC's units), else from its unit DIE (DW_AT_low_pc/high_pc or
+// DW_AT_ranges). Units are listed and walked by UnitReader (die_reader.h)
+// where it can read them, else through libdw. A unit's
 // functions and line table are read the first time an address falls in it,
 // so a profiler that samples a few hot functions of libc pays for the few
 // units holding them, not for all of libc's DWARF (nor does libdw cache the
