@@ -171,7 +171,7 @@ std::vector<uint8_t> arange_set(uint32_t unit, const std::vector<std::pair<uint6
                                 uint16_t version = 2) {
   std::vector<uint8_t> out;
   auto put = [&out](uint64_t value, size_t size) {
-    for (size_t i = 0; i < size; ++i) out.push_back(static_cast<uint8_t>(value >> (8 * i)));
+    for (size_t i = 0; i < size; ++i) out.push_back(i < 8 ? static_cast<uint8_t>(value >> (8 * i)) : 0);
   };
   put(0, 4);  // length, set below
   put(version, 2);
