@@ -104,14 +104,7 @@ std::vector<UnitArange> read_aranges(std::span<const uint8_t> section, uint64_t 
     const uint8_t* set = p;
     uint64_t length = 0, version = 0, unit = 0, address_size = 0, segment_size = 0;
     unsigned offset_size = 4;
-    if (!read_fixed(p, end, 4, length)) return {};
-    if (length == 0xffffffff) {
-      offset_size = 8;
-      if (!read_fixed(p, end, 8, length)) return {};
-    } else if (length >= 0xfffffff0) {
-      return {};
-    }
-    if (length > static_cast<uint64_t>(end - p)) return {};
+    if (!read_initial_length(p, end, length, offset_size) || length > static_cast<uint64_t>(end - p)) return {};
     const uint8_t* set_end = p + length;
     if (!read_fixed(p, set_end, 2, version) || version != 2 || !read_fixed(p, set_end, offset_size, unit) ||
         !read_fixed(p, set_end, 1, address_size) || !read_fixed(p, set_end, 1, segment_size))
@@ -385,15 +378,8 @@ bool UnitReader::open_header(uint64_t offset) {
   if (offset >= s_.info.size()) return false;
   const uint8_t* p = info + offset;
   uint64_t length = 0;
-  if (!read_fixed(p, info_end, 4, length)) return false;
-  offset_size_ = 4;
-  if (length == 0xffffffff) {
-    offset_size_ = 8;
-    if (!read_fixed(p, info_end, 8, length)) return false;
-  } else if (length >= 0xfffffff0) {
+  if (!read_initial_length(p, info_end, length, offset_size_) || length > static_cast<uint64_t>(info_end - p))
     return false;
-  }
-  if (length > static_cast<uint64_t>(info_end - p)) return false;
   end_ = p + length;
   next_ = static_cast<uint64_t>(end_ - info);
   unit_ = offset;
@@ -527,22 +513,14 @@ bool UnitReader::address(const Value& v, uint64_t& out) const {
 }
 
 bool UnitReader::string(const Value& v, const char*& out) const {
-  auto in = [&out](std::span<const uint8_t> section, uint64_t offset) {
-    // A section ending in NUL terminates every string in it (as string_at in line_program.cpp).
-    if (offset >= section.size() ||
-        (section.back() != 0 && std::memchr(section.data() + offset, 0, section.size() - offset) == nullptr))
-      return false;
-    out = reinterpret_cast<const char*>(section.data() + offset);
-    return true;
-  };
   switch (v.form) {
     case DW_FORM_string:
       out = v.string;
       return true;
     case DW_FORM_strp:
-      return in(s_.str, v.u);
+      return string_at(s_.str, v.u, out);
     case DW_FORM_line_strp:
-      return in(s_.line_str, v.u);
+      return string_at(s_.line_str, v.u, out);
     case DW_FORM_strx:
     case DW_FORM_strx1:
     case DW_FORM_strx2:
@@ -552,7 +530,8 @@ bool UnitReader::string(const Value& v, const char*& out) const {
       if (v.u >= (s_.str_offsets.size() - *str_offsets_base_) / offset_size_) return false;
       const uint8_t* p = s_.str_offsets.data() + *str_offsets_base_ + v.u * offset_size_;
       uint64_t offset = 0;
-      return read_fixed(p, s_.str_offsets.data() + s_.str_offsets.size(), offset_size_, offset) && in(s_.str, offset);
+      return read_fixed(p, s_.str_offsets.data() + s_.str_offsets.size(), offset_size_, offset) &&
+             string_at(s_.str, offset, out);
     }
     default:
       return false;  // supplementary files, split DWARF

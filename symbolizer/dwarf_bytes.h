@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <cstring>
+#include <span>
 
 namespace stackwatch::symbolizer::dwarf_bytes {
 
@@ -62,6 +63,31 @@ inline bool read_sleb(const uint8_t*& p, const uint8_t* end, int64_t& out) {
     }
   }
   return false;
+}
+
+// A unit's (or set's) initial length: 4 bytes, or 0xffffffff and 8 for
+// 64-bit DWARF (offset_size says which); the reserved values 0xfffffff0 to
+// 0xfffffffe are refused. The length is not checked against end.
+inline bool read_initial_length(const uint8_t*& p, const uint8_t* end, uint64_t& length, unsigned& offset_size) {
+  if (!read_fixed(p, end, 4, length)) return false;
+  offset_size = 4;
+  if (length == 0xffffffff) {
+    offset_size = 8;
+    return read_fixed(p, end, 8, length);
+  }
+  return length < 0xfffffff0;
+}
+
+// The NUL-terminated string at offset in a string section (.debug_str,
+// .debug_line_str). A section that ends in NUL (every one a linker wrote)
+// terminates every string in it: no search then (a memchr per file name
+// and per name was 1% of a cold libc batch).
+inline bool string_at(std::span<const uint8_t> section, uint64_t offset, const char*& out) {
+  if (offset >= section.size()) return false;
+  const uint8_t* p = section.data() + offset;
+  if (section.back() != 0 && std::memchr(p, 0, section.size() - offset) == nullptr) return false;
+  out = reinterpret_cast<const char*>(p);
+  return true;
 }
 
 inline bool read_cstring(const uint8_t*& p, const uint8_t* end, const char*& out) {

@@ -16,17 +16,6 @@ constexpr uint64_t kVerbatim = UINT64_MAX;  // a file name used as it is ("???")
 
 using namespace dwarf_bytes;
 
-// A NUL-terminated string at offset in a string section. A section that
-// ends in NUL (every one a linker wrote) terminates every string in it: no
-// search then (a memchr per file name was 1% of a cold libc batch).
-bool string_at(std::span<const uint8_t> section, uint64_t offset, const char*& out) {
-  if (offset >= section.size()) return false;
-  const uint8_t* p = section.data() + offset;
-  if (section.back() != 0 && std::memchr(p, 0, section.size() - offset) == nullptr) return false;
-  out = reinterpret_cast<const char*>(p);
-  return true;
-}
-
 // One value of a DWARF 5 directory or file entry. False for forms this
 // decoder does not read (strx needs the unit's string offsets base).
 struct FormValue {
@@ -146,11 +135,7 @@ bool LineProgram::read_header_tables(const uint8_t*& p, const uint8_t* end, unsi
   const uint8_t* section_end = sections.line.data() + sections.line.size();
   uint64_t unit_length = 0;
   unsigned offset_size = 4;
-  if (!read_fixed(p, section_end, 4, unit_length)) return false;
-  if (unit_length == 0xffffffff) {
-    offset_size = 8;
-    if (!read_fixed(p, section_end, 8, unit_length)) return false;
-  }
+  if (!read_initial_length(p, section_end, unit_length, offset_size)) return false;
   if (unit_length > static_cast<uint64_t>(section_end - p)) return false;
   const uint8_t* end = p + unit_length;
   uint64_t version = 0;
