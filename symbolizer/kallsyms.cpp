@@ -129,55 +129,62 @@ void Kallsyms::set_module_extents(std::string_view text) {
 
 const KernelSymbol* Kallsyms::find(uint64_t address) const {
   if (!has_addresses_) return nullptr;
-  // The nearest preceding entry of each table (the mapped cache's and the
-  // one read here); the nearer of the two, the mapped one on a tie.
-  const Table tables[2] = {mapped_, {entries_, names_}};
-  const Entry* best = nullptr;
-  size_t best_table = 0;
-  for (size_t t = 0; t < 2; ++t) {
-    std::span<const Entry> entries = tables[t].entries;
-    auto it = std::upper_bound(entries.begin(), entries.end(), address,
-                               [](uint64_t a, const Entry& e) { return a < e.address; });
-    if (it == entries.begin()) continue;
+  // The nearest preceding entry of each table (the cache file's and the one
+  // read here); the nearer of the two, the cache's on a tie.
+  Entry best;
+  size_t best_table = 0, best_index = 0;
+  bool found = cache_.count > 0 && cached_entry_before(address, best, best_index);
+  auto it = std::upper_bound(entries_.begin(), entries_.end(), address,
+                             [](uint64_t a, const Entry& e) { return a < e.address; });
+  if (it != entries_.begin()) {
     --it;
     // Of several names at one address, the first listed is the kernel's own
     // (_text before its __pi__text alias); the sort kept file order.
-    while (it != entries.begin() && std::prev(it)->address == it->address) --it;
-    if (best == nullptr || it->address > best->address) {
-      best = &*it;
-      best_table = t;
+    while (it != entries_.begin() && std::prev(it)->address == it->address) --it;
+    if (!found || it->address > best.address) {
+      best = *it;
+      best_table = 1;
+      best_index = static_cast<size_t>(it - entries_.begin());
+      found = true;
     }
   }
-  if (best == nullptr) return nullptr;
+  if (!found) return nullptr;
   // kallsyms has no sizes. No kernel function is anywhere near this long, so
   // an address this far past the last symbol (the gap between vmlinux and the
   // modules, a freed module) is unknown rather than that symbol's.
   constexpr uint64_t kMaxFunctionSize = 1 << 20;
-  if (address - best->address >= kMaxFunctionSize) return nullptr;
-  // The mapped cache's entries are checked here, as they are used, rather
-  // than all of them when it is mapped (which would bring the whole table
-  // into memory): a damaged one names nothing. The names end in a NUL
-  // (read_cache checked), so an offset inside them is a whole string.
-  const Table& table = tables[best_table];
-  if (best->name >= table.names.size() || best->module >= modules_.size()) return nullptr;
+  if (address - best.address >= kMaxFunctionSize) return nullptr;
+  // The cache's entries are checked here, as they are used, rather than all
+  // of them when it is opened: a damaged one names nothing. The names end in
+  // a NUL (read_cache checked), so an offset inside them is a whole string.
+  const uint64_t names_size = best_table == 0 ? cache_.names_size : names_.size();
+  if (best.name >= names_size || best.module >= modules_.size()) return nullptr;
   // Past the end of the symbol's module: a freed module's memory, or a BPF
   // program's image among the modules.
-  if (best->module != 0 && best->module < extents_.size()) {
-    const Extent& x = extents_[best->module];
+  if (best.module != 0 && best.module < extents_.size()) {
+    const Extent& x = extents_[best.module];
     if (x.size != 0 && (address < x.base || address - x.base >= x.size)) return nullptr;
   }
-  uint64_t key = (uint64_t{best_table} << 32) | static_cast<uint64_t>(best - table.entries.data());
+  uint64_t key = (uint64_t{best_table} << 32) | static_cast<uint64_t>(best_index);
   auto [slot, fresh] = resolved_.try_emplace(key);
   if (fresh) {
-    slot->second.address = best->address;
-    slot->second.name = table.names.data() + best->name;
-    slot->second.module = modules_[best->module];
+    slot->second.address = best.address;
+    if (best_table == 0) {
+      if (!read_cached_name(best.name, slot->second.name)) {
+        resolved_.erase(slot);
+        return nullptr;
+      }
+    } else {
+      slot->second.name = names_.data() + best.name;
+    }
+    slot->second.module = modules_[best.module];
   }
   return &slot->second;
 }
 
 size_t Kallsyms::memory_bytes() const {
-  size_t bytes = entries_.capacity() * sizeof(Entry) + names_.capacity() + extents_.capacity() * sizeof(Extent);
+  size_t bytes = entries_.capacity() * sizeof(Entry) + names_.capacity() + extents_.capacity() * sizeof(Extent) +
+                 cache_.block_first.capacity() * sizeof(uint64_t);
   for (const std::string& m : modules_) bytes += sizeof m + m.capacity();
   bytes += resolved_.size() * (sizeof(KernelSymbol) + 48);
   return bytes;

@@ -8,7 +8,6 @@
 // size check out, else the table is read from /proc/kallsyms again.
 #include <fcntl.h>
 #include <linux/bpf.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -132,26 +131,36 @@ void Kallsyms::add_bpf_programs() {
                      [](const Entry& a, const Entry& b) { return a.address < b.address; });
 }
 
+namespace {
+
+bool pread_exact(int fd, void* out, size_t n, uint64_t offset) {
+  auto* p = static_cast<char*>(out);
+  while (n > 0) {
+    ssize_t r = ::pread(fd, p, n, static_cast<off_t>(offset));
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) return false;
+    p += r;
+    n -= static_cast<size_t>(r);
+    offset += static_cast<uint64_t>(r);
+  }
+  return true;
+}
+
+}  // namespace
+
 bool Kallsyms::read_cache(const std::string& path, uint64_t key) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-  if (fd < 0) return false;
-  struct Closer {
-    int fd;
-    ~Closer() { ::close(fd); }
-  } closer{fd};
+  int raw_fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (raw_fd < 0) return false;
+  auto fd = std::shared_ptr<const int>(new int(raw_fd), [](const int* p) {
+    ::close(*p);
+    delete p;
+  });
   struct stat st{};
-  if (fstat(fd, &st) != 0 || !private_to_us(st, S_IFREG) || static_cast<uint64_t>(st.st_size) < sizeof(CacheHeader))
+  if (fstat(raw_fd, &st) != 0 || !private_to_us(st, S_IFREG) || static_cast<uint64_t>(st.st_size) < sizeof(CacheHeader))
     return false;
-  // Mapped, not read: only the pages lookups touch become ours. The file is
-  // never rewritten in place (a new one is renamed over it), so the mapping
-  // stays whole for as long as it is held.
-  const size_t size = static_cast<size_t>(st.st_size);
-  void* base = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
-  if (base == MAP_FAILED) return false;
-  std::shared_ptr<const void> mapping(base, [size](const void* p) { ::munmap(const_cast<void*>(p), size); });
-  const char* bytes = static_cast<const char*>(base);
+  const uint64_t size = static_cast<uint64_t>(st.st_size);
   CacheHeader h{};
-  std::memcpy(&h, bytes, sizeof h);
+  if (!pread_exact(raw_fd, &h, sizeof h, 0)) return false;
   if (std::memcmp(h.magic, kMagic, sizeof kMagic) != 0 || h.key != key || h.entry_size != sizeof(Entry)) return false;
   // Every size against the file's: a truncated or foreign file is refused
   // before anything is made of it.
@@ -161,37 +170,97 @@ bool Kallsyms::read_cache(const std::string& path, uint64_t key) {
       h.entries * sizeof(Entry) + h.names_bytes + h.module_bytes + h.modules * sizeof(Extent) != body)
     return false;
   static_assert(sizeof(CacheHeader) % alignof(Entry) == 0, "entries follow the header aligned");
-  const char* at = bytes + sizeof h;
-  std::span<const Entry> entries(reinterpret_cast<const Entry*>(at), h.entries);
-  at += h.entries * sizeof(Entry);
-  std::string_view names(at, h.names_bytes);
-  at += h.names_bytes;
-  std::string_view module_blob(at, h.module_bytes);
-  at += h.module_bytes;
-  std::vector<Extent> extents(h.modules);  // unaligned in the file: copied (a few hundred bytes)
-  std::memcpy(extents.data(), at, extents.size() * sizeof(Extent));
+  CacheTable table;
+  table.entries_at = sizeof h;
+  table.count = h.entries;
+  table.names_at = table.entries_at + h.entries * sizeof(Entry);
+  table.names_size = h.names_bytes;
+  const uint64_t modules_at = table.names_at + h.names_bytes;
+  std::string module_blob(h.module_bytes, '\0');
+  std::vector<Extent> extents(h.modules);
+  char last_name_byte = '\0';
+  if (!pread_exact(raw_fd, module_blob.data(), module_blob.size(), modules_at) ||
+      !pread_exact(raw_fd, extents.data(), extents.size() * sizeof(Extent), modules_at + h.module_bytes) ||
+      (h.names_bytes > 0 && !pread_exact(raw_fd, &last_name_byte, 1, table.names_at + h.names_bytes - 1)))
+    return false;
   std::vector<std::string> modules;
   for (size_t i = 0; i < module_blob.size();) {
     size_t nul = module_blob.find('\0', i);
-    if (nul == std::string_view::npos) return false;
+    if (nul == std::string::npos) return false;
     modules.emplace_back(module_blob.substr(i, nul - i));
     i = nul + 1;
   }
   // The entries' name and module numbers are checked by find() as it uses
-  // them (checking them all here would touch every page of the table).
-  if (modules.size() != h.modules || modules.empty() || (!names.empty() && names.back() != '\0') ||
-      (names.empty() && !entries.empty()))
+  // them; here only the first address of each block is kept, read through a
+  // small buffer (~0.3 ms for a 6.x kernel's 2.4 MB of entries).
+  if (modules.size() != h.modules || modules.empty() || last_name_byte != '\0' ||
+      (h.names_bytes == 0 && h.entries != 0))
     return false;
-  if (h.padding_name != UINT32_MAX && h.padding_name >= names.size()) return false;
+  if (h.padding_name != UINT32_MAX && h.padding_name >= h.names_bytes) return false;
+  table.block_first.reserve((h.entries + kCacheBlock - 1) / kCacheBlock);
+  constexpr size_t kChunkEntries = 16 * kCacheBlock;
+  std::vector<Entry> chunk(kChunkEntries);
+  for (uint64_t first = 0; first < h.entries; first += kChunkEntries) {
+    size_t n = static_cast<size_t>(std::min<uint64_t>(kChunkEntries, h.entries - first));
+    if (!pread_exact(raw_fd, chunk.data(), n * sizeof(Entry), table.entries_at + first * sizeof(Entry))) return false;
+    for (size_t k = 0; k < n; k += kCacheBlock) table.block_first.push_back(chunk[k].address);
+  }
+  table.fd = std::move(fd);
   entries_.clear();
   names_.clear();
-  mapping_ = std::move(mapping);
-  mapped_ = {entries, names};
+  cache_ = std::move(table);
   modules_ = std::move(modules);
   extents_ = std::move(extents);
   padding_name_ = h.padding_name;
   has_addresses_ = true;
   return true;
+}
+
+bool Kallsyms::read_cached_entries(size_t first, size_t count, Entry* out) const {
+  return pread_exact(*cache_.fd, out, count * sizeof(Entry), cache_.entries_at + first * sizeof(Entry));
+}
+
+bool Kallsyms::cached_entry_before(uint64_t address, Entry& entry, size_t& index) const {
+  const std::vector<uint64_t>& firsts = cache_.block_first;
+  auto block = std::upper_bound(firsts.begin(), firsts.end(), address);
+  if (block == firsts.begin()) return false;
+  const size_t first = static_cast<size_t>(block - firsts.begin() - 1) * kCacheBlock;
+  const size_t n = static_cast<size_t>(std::min<uint64_t>(kCacheBlock, cache_.count - first));
+  Entry entries[kCacheBlock];
+  if (!read_cached_entries(first, n, entries)) return false;
+  Entry* it = std::upper_bound(entries, entries + n, address, [](uint64_t a, const Entry& e) { return a < e.address; });
+  if (it == entries) return false;  // the block's first entry is past address: not the file opened
+  index = first + static_cast<size_t>(it - entries) - 1;
+  entry = *(it - 1);
+  // Of several names at one address, the first listed (see find), which may
+  // be in an earlier block.
+  while (index > 0) {
+    Entry before;
+    if (index > first)
+      before = entries[index - 1 - first];
+    else if (!read_cached_entries(index - 1, 1, &before))
+      break;
+    if (before.address != entry.address) break;
+    entry = before;
+    --index;
+  }
+  return true;
+}
+
+bool Kallsyms::read_cached_name(uint32_t offset, std::string& name) const {
+  name.clear();
+  char buffer[128];
+  for (uint64_t at = offset; at < cache_.names_size;) {
+    size_t want = static_cast<size_t>(std::min<uint64_t>(sizeof buffer, cache_.names_size - at));
+    if (!pread_exact(*cache_.fd, buffer, want, cache_.names_at + at)) return false;
+    if (const void* nul = std::memchr(buffer, '\0', want)) {
+      name.append(buffer, static_cast<size_t>(static_cast<const char*>(nul) - buffer));
+      return true;
+    }
+    name.append(buffer, want);
+    at += want;
+  }
+  return false;  // no NUL before the end: read_cache saw one there
 }
 
 void Kallsyms::write_cache(const std::string& dir, const std::string& path, uint64_t key) const {
@@ -250,19 +319,19 @@ Kallsyms Kallsyms::load_cached(const KallsymsSources& sources) {
   k.set_module_extents(modules_text);
   if (cache_path.empty() || !k.has_addresses_) return k;
   k.write_cache(sources.cache_dir, cache_path, key);
-  // The table just written, mapped in place of the one read (which goes):
+  // The table just written, opened in place of the one read (which goes):
   // the first recording of a boot holds no more of it than the next ones.
   // The dynamic pseudo-modules' symbols, left out of the file, are kept.
-  Kallsyms mapped;
-  if (!mapped.read_cache(cache_path, key)) return k;
+  Kallsyms cached;
+  if (!cached.read_cache(cache_path, key)) return k;
   for (const Entry& e : k.entries_) {
     if (!dynamic_module(k.modules_[e.module])) continue;
     Entry kept = e;
-    kept.name = static_cast<uint32_t>(mapped.names_.size());
-    mapped.names_.append(k.names_.c_str() + e.name).push_back('\0');
-    mapped.entries_.push_back(kept);  // in address order, as in k
+    kept.name = static_cast<uint32_t>(cached.names_.size());
+    cached.names_.append(k.names_.c_str() + e.name).push_back('\0');
+    cached.entries_.push_back(kept);  // in address order, as in k
   }
-  return mapped;
+  return cached;
 }
 
 }  // namespace stackwatch::symbolizer

@@ -79,17 +79,19 @@ struct KernelSymbol {
 //
 // load_cached keeps the table in a per-boot cache file (see KallsymsSources):
 // reading /proc/kallsyms costs ~40 ms of kernel time formatting ~200,000
-// lines plus their parsing, the largest part of a short recording's start;
-// the cache is mapped, not read: a lookup touches the pages of its binary
-// search and of the one name it returns, so a recording holds the part of
-// the table its kernel stacks need (0.6 MB for a few functions, ~2 MB for
-// thousands) rather than all of it (3.4 MB on this 6.1 kernel). It is valid
-// for the boot (boot_id in its name) and the set of loaded modules (a hash of
-// /proc/modules, addresses included). BPF programs' and ftrace trampolines'
-// symbols come and go, so they are not cached: on a cache hit the BPF
-// programs loaded now are listed from the kernel (bpf(2), as root), and
-// ftrace trampolines are unknown (module extents keep them from borrowing a
-// module function's name).
+// lines plus their parsing, the largest part of a short recording's start.
+// The cache is read, not mapped: opening it keeps the address of every
+// kCacheBlock-th entry (~5 KB), and a lookup reads the one block of entries
+// and the one name it needs (pread, ~2 us), so a recording holds the
+// symbols its kernel stacks name and nothing of the table. (Mapped, it held
+// most of the 3.4 MB file after a few dozen lookups: every fault maps the
+// file's neighbouring pages too, 64 KB or a whole large folio of tmpfs.) It
+// is valid for the boot (boot_id in its name) and the set of loaded modules
+// (a hash of /proc/modules, addresses included). BPF programs' and ftrace
+// trampolines' symbols come and go, so they are not cached: on a cache hit
+// the BPF programs loaded now are listed from the kernel (bpf(2), as root),
+// and ftrace trampolines are unknown (module extents keep them from
+// borrowing a module function's name).
 struct KallsymsSources {
   std::string kallsyms = "/proc/kallsyms";
   std::string modules = "/proc/modules";
@@ -118,11 +120,13 @@ class Kallsyms {
   // addresses are hidden, or 1 MiB or more past the nearest symbol. The
   // pointer stays valid as long as this Kallsyms.
   const KernelSymbol* find(uint64_t address) const;
-  size_t size() const { return entries_.size() + mapped_.entries.size(); }
+  size_t size() const { return entries_.size() + cache_.count; }
   // False when kptr_restrict hides addresses (all zero).
   bool has_addresses() const { return has_addresses_; }
-  // Heap bytes held (for statistics): not the mapped cache's.
+  // Heap bytes held (for statistics).
   size_t memory_bytes() const;
+  // Entries of the cache file per block a lookup reads (4 KiB).
+  static constexpr size_t kCacheBlock = 256;
 
  private:
   struct Entry {
@@ -133,25 +137,35 @@ class Kallsyms {
   struct Extent {
     uint64_t base = 0, size = 0;  // size 0: not known
   };
-  // The entries of one table with the names their offsets point into: the
-  // mapped cache's, or the ones read here (all of them without a cache;
-  // with one, the BPF programs listed since).
-  struct Table {
-    std::span<const Entry> entries;
-    std::string_view names;
+  // The cache file's table, read as lookups need it: the file is never
+  // rewritten in place (a new one is renamed over it), so the open file
+  // stays whole for as long as it is held.
+  struct CacheTable {
+    std::shared_ptr<const int> fd;  // closed with the last copy
+    uint64_t entries_at = 0;        // file offsets and sizes
+    uint64_t count = 0;
+    uint64_t names_at = 0;
+    uint64_t names_size = 0;
+    std::vector<uint64_t> block_first;  // the address of entry k * kCacheBlock
   };
+  // The cache's entry nearest before address (the first listed of several
+  // at its address) and its index; false if none or the file cannot be read.
+  bool cached_entry_before(uint64_t address, Entry& entry, size_t& index) const;
+  bool read_cached_entries(size_t first, size_t count, Entry* out) const;
+  bool read_cached_name(uint32_t offset, std::string& name) const;
   void add_line(std::string_view line);
   void finish();
-  // Maps the cache file; false (nothing changed) when it is not ours, not
+  // Opens the cache file; false (nothing changed) when it is not ours, not
   // for this key, or any size in it does not check out.
   bool read_cache(const std::string& path, uint64_t key);
   void add_bpf_programs();
   void write_cache(const std::string& dir, const std::string& path, uint64_t key) const;
 
-  std::vector<Entry> entries_;  // read here (owned)
+  // Read here (all of them without a cache; with one, the BPF programs
+  // listed since), sorted by address; names_ holds their names.
+  std::vector<Entry> entries_;
   std::string names_;
-  std::shared_ptr<const void> mapping_;  // the cache file, munmapped with the last copy
-  Table mapped_;                         // in mapping_; entry names are checked on use
+  CacheTable cache_;  // entry names and modules are checked on use
   std::vector<std::string> modules_;
   std::vector<Extent> extents_;  // per module index, when known
   uint32_t last_module_ = 0;  // while parsing: the module of the previous line
