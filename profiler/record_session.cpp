@@ -118,16 +118,17 @@ int run_record(RecordOptions options) {
   tracker_options.follow_children = command.has_value() || options.children;
   // Stack copies are at most ~17 KiB each (most are 2-6 KiB: only what was
   // copied is sent) and StackCopies' reader empties the ring every
-  // read_every (about ten samples per CPU): room for three reads' worth of
-  // the largest copies at -F on every CPU (the whole ring ends up resident,
-  // mapped twice: keep it small), 1 MiB at least (999 Hz on 2 CPUs: 2 MiB,
-  // where it took 16 MiB when the ring waited for the recording's thread);
+  // read_every (about ten samples per CPU): room for two reads' worth of
+  // the largest copies at -F on every CPU, four to eight of typical ones
+  // (the whole ring ends up resident, mapped twice: keep it small), 1 MiB
+  // at least (999 Hz on 2 CPUs: 1 MiB, where it took 16 MiB when the ring
+  // waited for the recording's thread);
   // at least 8 MiB when off-CPU copies share it (a busy machine ends
   // hundreds of blocks in 100 ms). A full ring is counted. (I/O calls have
   // a ring of their own: IoSampler.)
   const std::chrono::milliseconds read_copies_every = StackCopies::read_every(options.hz);
   if (options.dwarf) {
-    double reads = 3.0 * std::chrono::duration<double>(read_copies_every).count();
+    double reads = 2.0 * std::chrono::duration<double>(read_copies_every).count();
     double worst = options.hz * reads * static_cast<double>(online_cpus().size()) * sizeof(sw_stack_sample);
     uint32_t bytes = options.off_cpu ? 8u << 20 : 1u << 20;
     while (bytes < worst && bytes < (256u << 20)) bytes <<= 1;

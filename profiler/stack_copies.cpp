@@ -54,7 +54,7 @@ void StackCopies::read_loop() {
     wake_.wait_for(lock, read_every_);
     if (stop_) break;
     // Past the cap the records stay in the rings (see kMaxQueuedBytes).
-    if (queue_.size() * sizeof(uint64_t) >= kMaxQueuedBytes) continue;
+    if (queued_words_ * sizeof(uint64_t) >= kMaxQueuedBytes) continue;
     reader_reading_ = true;
     ring_buffer__consume(ring_.get());
     reader_reading_ = false;
@@ -62,23 +62,30 @@ void StackCopies::read_loop() {
 }
 
 void StackCopies::consume() {
-  std::vector<uint64_t> batch;
+  std::vector<Chunk> batch;
   {
     std::lock_guard lock(mutex_);
     ring_buffer__consume(ring_.get());  // what the reader has not read yet
     batch.swap(queue_);
-    queue_.swap(spare_);  // the previous batch's buffer, emptied
-    queue_.clear();
+    queued_words_ = 0;
   }
-  for (size_t at = 0; at < batch.size();) {
-    size_t size = static_cast<size_t>(batch[at] & ~kQueuedByReader);
-    report_.queued_by_reader += (batch[at] & kQueuedByReader) != 0;
-    handle(*reinterpret_cast<const sw_stack_sample*>(&batch[at + 1]));
-    at += 1 + (size + 7) / 8;
+  for (const Chunk& chunk : batch) {
+    for (size_t at = 0; at < chunk.used;) {
+      size_t size = static_cast<size_t>(chunk.words[at] & ~kQueuedByReader);
+      report_.queued_by_reader += (chunk.words[at] & kQueuedByReader) != 0;
+      handle(*reinterpret_cast<const sw_stack_sample*>(&chunk.words[at + 1]));
+      at += 1 + (size + 7) / 8;
+    }
   }
-  batch.clear();
   std::lock_guard lock(mutex_);
-  spare_.swap(batch);  // keeps its capacity for the next batch
+  for (Chunk& chunk : batch) {
+    if (spare_.size() >= kSpareChunks) break;
+    if (chunk.capacity != kChunkWords) continue;  // an oversized record's
+    chunk.used = 0;
+    spare_.push_back(std::move(chunk));
+  }
+  // The rest of batch is freed as it goes (after the lock, which the
+  // reader may be waiting for).
 }
 
 int StackCopies::on_sample(void* ctx, void* data, size_t size) {
@@ -92,11 +99,23 @@ int StackCopies::on_sample(void* ctx, void* data, size_t size) {
   // padded so the next record starts on an 8-byte word; the stack bytes
   // past stack_len are not sent, so a copy holds only what handle() reads.
   auto* self = static_cast<StackCopies*>(ctx);
-  std::vector<uint64_t>& q = self->queue_;
-  size_t at = q.size();
-  q.resize(at + 1 + (size + 7) / 8);
-  q[at] = size | (self->reader_reading_ ? kQueuedByReader : 0);
-  std::memcpy(&q[at + 1], data, size);
+  const size_t words = 1 + (size + 7) / 8;
+  std::vector<Chunk>& q = self->queue_;
+  if (q.empty() || q.back().capacity - q.back().used < words) {
+    if (!self->spare_.empty() && words <= kChunkWords) {
+      q.push_back(std::move(self->spare_.back()));
+      self->spare_.pop_back();
+    } else {
+      Chunk& chunk = q.emplace_back();
+      chunk.capacity = std::max(kChunkWords, words);
+      chunk.words = std::make_unique_for_overwrite<uint64_t[]>(chunk.capacity);
+    }
+  }
+  Chunk& chunk = q.back();
+  chunk.words[chunk.used] = size | (self->reader_reading_ ? kQueuedByReader : 0);
+  std::memcpy(&chunk.words[chunk.used + 1], data, size);
+  chunk.used += words;
+  self->queued_words_ += words;
   return 0;
 }
 
