@@ -363,15 +363,16 @@ void IntervalMonitor::drop_stacks(const std::vector<uint8_t>& keep_stack) {
     if (series_[s].category == Category::kLoad) keep_series[s] = 1;
 
   // Renumber series and stacks in their old order (replay stays identical).
+  // In place: the series are the monitor's largest state.
   std::vector<int64_t> series_map(series_.size(), -1);
-  std::vector<Series> series;
-  series.reserve(series_.size());
+  size_t kept = 0;
   for (size_t s = 0; s < series_.size(); ++s) {
     if (!keep_series[s]) continue;
-    series_map[s] = static_cast<int64_t>(series.size());
-    series.push_back(std::move(series_[s]));
+    series_map[s] = static_cast<int64_t>(kept);
+    if (kept != s) series_[kept] = std::move(series_[s]);
+    ++kept;
   }
-  series_ = std::move(series);
+  series_.resize(kept);
   values_.assign(series_.size(), 0.0);
   for (auto* index : {&function_index_, &process_index_, &load_index_}) {
     for (auto it = index->begin(); it != index->end();) {

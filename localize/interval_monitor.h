@@ -30,6 +30,7 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <memory>
 #include <optional>
@@ -152,7 +153,7 @@ class IntervalMonitor {
 
   MonitorConfig config_;
   uint64_t intervals_ = 0;
-  std::vector<Series> series_;
+  std::deque<Series> series_;  // grows without copying (a vector briefly held two)
   std::vector<double> values_;  // this interval's value per series
   std::unordered_map<std::string, uint32_t> stack_index_;
   std::unordered_map<std::string, uint32_t> function_index_;
