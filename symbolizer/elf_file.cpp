@@ -128,8 +128,23 @@ void ElfFile::release_file_pages(const char* raw, size_t size) const {
   madvise(const_cast<char*>(raw), size, file_backed ? MADV_DONTNEED : kMadvPageout);
 }
 
-std::unique_ptr<ElfFile> ElfFile::open_for_dwarf() const {
+std::unique_ptr<ElfFile> ElfFile::open_for_dwarf(const ImageCacheOptions& cache) const {
   if (fd_ < 0) return nullptr;
+  auto from_image = [this](InflatedImage image) -> std::unique_ptr<ElfFile> {
+    std::unique_ptr<ElfFile> f(new ElfFile());
+    f->path_ = path_;
+    f->inflated_ = std::move(image);
+    f->elf_ = elf_memory(f->inflated_.data(), f->inflated_.size());
+    if (f->elf_ != nullptr && elf_kind(f->elf_) == ELF_K_ELF) return f;
+    return nullptr;
+  };
+  // An earlier run's image of this file: nothing to inflate (image_cache.h).
+  if (InflatedImage image = find_cached_image(cache, fd_)) {
+    if (auto f = from_image(std::move(image))) {
+      f->image_from_cache_ = true;
+      return f;
+    }
+  }
   // (.debug_aranges is read: the index lists units' ranges from it.)
   static constexpr std::string_view kUnread[] = {".debug_loc",          ".debug_loclists",    ".debug_macro",
                                                  ".debug_macinfo",      ".debug_pubnames",    ".debug_pubtypes",
@@ -144,11 +159,8 @@ std::unique_ptr<ElfFile> ElfFile::open_for_dwarf() const {
       // symbol tables, which are, are read back from the file on use): out
       // of our RSS (3.5 MB for libc's debug file).
       release_file_pages(raw, file_size);
-      std::unique_ptr<ElfFile> f(new ElfFile());
-      f->path_ = path_;
-      f->inflated_ = std::move(image);
-      f->elf_ = elf_memory(f->inflated_.data(), f->inflated_.size());
-      if (f->elf_ != nullptr && elf_kind(f->elf_) == ELF_K_ELF) return f;
+      cache_image(cache, fd_, image);
+      if (auto f = from_image(std::move(image))) return f;
     }
   }
   int fd = ::dup(fd_);

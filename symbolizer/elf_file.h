@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "symbolizer/image_cache.h"
 #include "symbolizer/inflated_image.h"
 
 namespace stackwatch::symbolizer {
@@ -45,8 +46,11 @@ class ElfFile {
   // when it opens a file, and in Debian's compressed debug files location
   // lists are a sixth to a quarter of the bytes. When the file has
   // compressed sections the view is an in-memory copy with them already
-  // inflated (inflated_image.h). nullptr if not possible.
-  std::unique_ptr<ElfFile> open_for_dwarf() const;
+  // inflated (inflated_image.h), found in or added to cache when it names
+  // a directory (image_cache.h). nullptr if not possible.
+  std::unique_ptr<ElfFile> open_for_dwarf(const ImageCacheOptions& cache = {}) const;
+  // This view's image was mapped from the image cache (statistics, tests).
+  bool image_from_cache() const { return image_from_cache_; }
   // As open_path but returns nullptr instead of throwing.
   static std::unique_ptr<ElfFile> try_open_path(const std::string& path);
   ~ElfFile();
@@ -77,6 +81,7 @@ class ElfFile {
   std::vector<LoadSegment> segments_;
   bool has_dwarf_ = false;
   bool has_symtab_ = false;
+  bool image_from_cache_ = false;
   std::optional<std::string> debuglink_;
 };
 

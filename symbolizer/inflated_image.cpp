@@ -79,6 +79,16 @@ InflatedImage::InflatedImage(size_t size) {
   size_ = size;
 }
 
+InflatedImage InflatedImage::map_file(int fd, uint64_t offset, size_t size) {
+  InflatedImage image;
+  if (size == 0) return image;
+  void* p = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, static_cast<off_t>(offset));
+  if (p == MAP_FAILED) return image;
+  image.bytes_ = std::unique_ptr<char, UnmapImage>(static_cast<char*>(p), UnmapImage{size});
+  image.size_ = size;
+  return image;
+}
+
 void UnmapImage::operator()(char* p) const { munmap(p, length); }
 
 InflatedImage inflate_elf_image(std::span<const char> file, std::span<const std::string_view> unread) {

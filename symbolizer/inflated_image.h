@@ -34,6 +34,10 @@ class InflatedImage {
  public:
   InflatedImage() = default;
   explicit InflatedImage(size_t size);  // zero-filled; empty if the mapping fails
+  // size bytes of the file open at fd from offset (page-aligned), mapped
+  // private and writable (libelf may write; nothing reaches the file); empty
+  // if the mapping fails. The mapping outlives fd.
+  static InflatedImage map_file(int fd, uint64_t offset, size_t size);
   char* data() const { return bytes_.get(); }
   size_t size() const { return size_; }
   explicit operator bool() const { return bytes_ != nullptr; }

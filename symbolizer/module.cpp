@@ -11,7 +11,8 @@
 
 namespace stackwatch::symbolizer {
 
-std::shared_ptr<Module> Module::load(std::unique_ptr<ElfFile> main, const std::string& debug_root) {
+std::shared_ptr<Module> Module::load(std::unique_ptr<ElfFile> main, const std::string& debug_root,
+                                     const ImageCacheOptions& image_cache) {
   std::shared_ptr<Module> m(new Module());
   m->main_ = std::move(main);
   const ElfFile* dwarf_file = nullptr;
@@ -42,7 +43,7 @@ std::shared_ptr<Module> Module::load(std::unique_ptr<ElfFile> main, const std::s
   }
   m->symbols_.finish();
   if (dwarf_file != nullptr) {
-    m->dwarf_view_ = dwarf_file->open_for_dwarf();
+    m->dwarf_view_ = dwarf_file->open_for_dwarf(image_cache);
     m->dwarf_elf_ = m->dwarf_view_ ? m->dwarf_view_->elf() : dwarf_file->elf();
   }
   return m;

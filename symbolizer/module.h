@@ -29,8 +29,10 @@ struct LookupOptions {
 
 class Module {
  public:
-  // Throws stackwatch::Error only for libdw failures that make the module unusable.
-  static std::shared_ptr<Module> load(std::unique_ptr<ElfFile> main, const std::string& debug_root);
+  // Throws stackwatch::Error only for libdw failures that make the module
+  // unusable. image_cache: where inflated DWARF images are kept across runs.
+  static std::shared_ptr<Module> load(std::unique_ptr<ElfFile> main, const std::string& debug_root,
+                                      const ImageCacheOptions& image_cache = {});
   ~Module();
   Module(const Module&) = delete;
   Module& operator=(const Module&) = delete;

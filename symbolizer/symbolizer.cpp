@@ -43,6 +43,8 @@ struct Symbolizer::Impl {
   std::optional<Kallsyms> kallsyms;
   std::string kallsyms_error;
 
+  ImageCacheOptions image_cache() const { return {options.image_cache_dir, options.image_cache_max_bytes}; }
+
   explicit Impl(Options o)
       : options(std::move(o)),
         lookup{options.inlines, options.demangle, options.line_info},
@@ -81,7 +83,7 @@ struct Symbolizer::Impl {
     }
     std::shared_ptr<Module> m;
     try {
-      m = Module::load(ElfFile::open_fd(fd, file.path), options.debug_root);
+      m = Module::load(ElfFile::open_fd(fd, file.path), options.debug_root, image_cache());
     } catch (const Error& e) {
       error = e.what();
       // Remember the failure so the next sample in this file does not re-open
@@ -103,7 +105,7 @@ struct Symbolizer::Impl {
       std::string key = elf->build_id().empty() ? std::string() : "b:" + elf->build_id();
       if (!key.empty())
         if (auto m = cache.find(key)) return m;
-      auto m = Module::load(std::move(elf), options.debug_root);
+      auto m = Module::load(std::move(elf), options.debug_root, image_cache());
       if (!key.empty()) cache.insert(m, {key});
       return m;
     } catch (const Error&) {

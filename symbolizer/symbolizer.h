@@ -184,6 +184,10 @@ struct Options {
   std::string kallsyms_path = "/proc/kallsyms";
   std::string modules_path = "/proc/modules";         // module extents (and the kallsyms cache's key)
   std::string kallsyms_cache_dir = "/run/stackwatch";  // "" = no kallsyms cache (KallsymsSources)
+  // Inflated DWARF images of compressed debug files, kept across runs
+  // (image_cache.h); "" = none. Bounded by image_cache_max_bytes.
+  std::string image_cache_dir = "/var/cache/stackwatch";
+  uint64_t image_cache_max_bytes = uint64_t{512} << 20;
   std::string debug_root = "/usr/lib/debug";  // build-id and debuglink search
   std::string perf_map_dir = "/tmp";          // where JITs write perf-PID.map
 };

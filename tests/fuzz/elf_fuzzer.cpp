@@ -28,6 +28,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   options.debug_root = "/nonexistent";  // only the input itself, no separate debug files
   options.kallsyms_path = "/nonexistent";
   options.kallsyms_cache_dir = "";
+  options.image_cache_dir = "";  // inputs are throwaway files: nothing to keep
   options.max_cached_modules = 1;
   symbolizer::Symbolizer symbolizer(options);
   // The entry point (e_entry of a 64-bit header) and around it, where the
