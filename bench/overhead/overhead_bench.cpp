@@ -119,6 +119,8 @@ long process_hwm_kb(pid_t pid) {
   return 0;
 }
 
+bool g_bpf_stats = false;  // kernel.bpf_stats_enabled set by this run
+
 struct Run {
   double workload_s = 0;
   double bpf_ns = 0;  // per program run, stackwatch only
@@ -149,7 +151,9 @@ Run run_once(const Profiler& p, const std::vector<std::string>& workload) {
   if (prof > 0) {
     double cpu_at_end = process_cpu_s(prof);
     r.steady_hwm_kb = process_hwm_kb(prof);
-    r.bpf_ns = bpf_ns_per_run("sample_on_cpu");
+    // bpftool is itself a process a machine-wide recording samples and names
+    // in its last interval: run only where the statistics are on (unwind).
+    if (g_bpf_stats) r.bpf_ns = bpf_ns_per_run("sample_on_cpu");
     kill(prof, SIGINT);
     rusage ru{};
     wait4(prof, &status, 0, &ru);
@@ -166,6 +170,28 @@ Run run_once(const Profiler& p, const std::vector<std::string>& workload) {
 double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   return v.empty() ? 0 : v[v.size() / 2];
+}
+
+// A 90% confidence interval for the median of v: the 5th and 95th
+// percentiles of the medians of 4000 resamples (percentile bootstrap, fixed
+// seed so a run's figures can be recomputed). The statement "slowed it less
+// than perf" holds at that confidence when the whole interval is below 0.
+std::pair<double, double> median_interval(const std::vector<double>& v) {
+  if (v.size() < 2) return {v.empty() ? 0 : v[0], v.empty() ? 0 : v[0]};
+  uint64_t state = 0x9e3779b97f4a7c15ull;
+  auto next = [&state] {
+    state ^= state << 13;
+    state ^= state >> 7;
+    state ^= state << 17;
+    return state;
+  };
+  std::vector<double> medians, sample(v.size());
+  for (int b = 0; b < 4000; ++b) {
+    for (double& x : sample) x = v[next() % v.size()];
+    medians.push_back(median(sample));
+  }
+  std::sort(medians.begin(), medians.end());
+  return {medians[medians.size() * 5 / 100], medians[medians.size() * 95 / 100]};
 }
 
 // "49 Hz" from "stackwatch dwarf 49 Hz"; empty when the name gives no rate.
@@ -186,12 +212,15 @@ std::string rate_of(const std::string& name) {
 // was the faster.
 void print_paired(const std::vector<Profiler>& profilers, std::map<std::string, std::vector<Run>>& runs,
                   const std::string& against, const char* title) {
+  // The rows: every sampler with a rate but the reference itself; against
+  // perf, stackwatch's alone.
+  auto compared = [&](const std::string& name) {
+    if (rate_of(name).empty() || name.starts_with(against)) return false;
+    return name.starts_with("stackwatch") || (against != "perf" && name.starts_with("perf"));
+  };
   bool header = false;
   for (const Profiler& p : profilers) {
-    if (p.name.starts_with(against) || (!p.name.starts_with("stackwatch") && !p.name.starts_with("perf")) ||
-        rate_of(p.name).empty())
-      continue;
-    if (against == "perf" && !p.name.starts_with("stackwatch")) continue;
+    if (!compared(p.name)) continue;
     auto perf = std::find_if(profilers.begin(), profilers.end(), [&](const Profiler& q) {
       return q.name.starts_with(against) && rate_of(q.name) == rate_of(p.name);
     });
@@ -212,8 +241,10 @@ void print_paired(const std::vector<Profiler>& profilers, std::map<std::string, 
       header = true;
     }
     auto [lo, hi] = std::minmax_element(diff.begin(), diff.end());
-    std::printf("  %-28s vs %-28s median %+6.2f  range %+6.2f .. %+6.2f  faster in %zu of %zu rounds\n",
-                p.name.c_str(), perf->name.c_str(), median(diff), *lo, *hi, faster, diff.size());
+    auto [ci_lo, ci_hi] = median_interval(diff);
+    std::printf("  %-28s vs %-28s median %+6.2f  90%% CI %+6.2f .. %+6.2f  range %+6.2f .. %+6.2f  "
+                "faster in %zu of %zu rounds\n",
+                p.name.c_str(), perf->name.c_str(), median(diff), ci_lo, ci_hi, *lo, *hi, faster, diff.size());
   }
 }
 
@@ -262,6 +293,7 @@ int main(int argc, char** argv) {
                  {"stackwatch fp 999 Hz", sw_run("999", "fp")},
                  {"perf --call-graph dwarf 999 Hz", perf_run("999")}};
     std::system("sysctl -q kernel.bpf_stats_enabled=1");
+    g_bpf_stats = true;
   } else {
     std::fprintf(stderr, "usage: overhead_bench oncpu|offcpu|unwind [ROUNDS]\n");
     return 2;
@@ -280,20 +312,21 @@ int main(int argc, char** argv) {
   std::printf("%s workload, %d rounds, median wall time alone: %.3f s\n", scenario.c_str(), rounds, base_s);
   std::printf("tool CPU: life = all CPU / whole life; start-up = CPU s before the workload; steady = %% of a\n"
               "core while the workload ran; stop = CPU s after the stop signal. RSS: run = peak before the\n"
-              "stop signal, life = peak over the whole life (ru_maxrss). Medians (RSS: max) over rounds.\n");
-  std::printf("%-30s %9s %9s %9s %9s %9s %8s %8s %8s %8s\n", "configuration", "median s", "slowdown", "life %",
+              "stop signal, life = peak over the whole life (ru_maxrss). Medians over rounds; RSS: the\n"
+              "median and, after the slash, the largest.\n");
+  std::printf("%-30s %9s %9s %9s %9s %9s %8s %11s %11s %8s\n", "configuration", "median s", "slowdown", "life %",
               "start-up", "steady %", "stop s", "RSS run", "RSS life", "BPF ns");
   for (const Profiler& p : profilers) {
     std::vector<double> w, cpu_share, bpf, startup, steady, stop;
-    long rss = 0, hwm = 0;
+    std::vector<double> rss, hwm;
     for (const Run& r : runs[p.name]) {
       w.push_back(r.workload_s);
       if (r.profiler_life_s > 0) cpu_share.push_back(100.0 * r.profiler_cpu_s / r.profiler_life_s);
       startup.push_back(r.startup_cpu_s);
       if (r.workload_s > 0) steady.push_back(100.0 * r.steady_cpu_s / r.workload_s);
       stop.push_back(r.stop_cpu_s);
-      rss = std::max(rss, r.profiler_maxrss_kb);
-      hwm = std::max(hwm, r.steady_hwm_kb);
+      rss.push_back(r.profiler_maxrss_kb / 1024.0);
+      hwm.push_back(r.steady_hwm_kb / 1024.0);
       if (r.bpf_ns > 0) bpf.push_back(r.bpf_ns);
     }
     double m = median(w);
@@ -302,8 +335,9 @@ int main(int argc, char** argv) {
       std::printf("\n");
       continue;
     }
-    std::printf(" %8.2f%% %9.3f %8.2f%% %9.3f %8.1f %8.1f", median(cpu_share), median(startup), median(steady),
-                median(stop), hwm / 1024.0, rss / 1024.0);
+    std::printf(" %8.2f%% %9.3f %8.2f%% %9.3f %5.1f/%5.1f %5.1f/%5.1f", median(cpu_share), median(startup),
+                median(steady), median(stop), median(hwm), *std::max_element(hwm.begin(), hwm.end()), median(rss),
+                *std::max_element(rss.begin(), rss.end()));
     if (bpf.empty())
       std::printf(" %8s\n", "-");
     else
