@@ -310,6 +310,7 @@ int run_record(RecordOptions options) {
       unwind_totals.stacks += u.stacks;
       unwind_totals.complete += u.complete;
       unwind_totals.queued_by_reader += u.queued_by_reader;
+      unwind_totals.max_queued_bytes = std::max(unwind_totals.max_queued_bytes, u.max_queued_bytes);
       for (auto& [reason, n] : u.incomplete) unwind_totals.incomplete[reason] += n;
       if (report && u.stacks > u.complete) {
         std::fprintf(report, "  user stacks not completed: %llu of %llu (", static_cast<unsigned long long>(u.stacks - u.complete),
@@ -325,7 +326,8 @@ int run_record(RecordOptions options) {
                               {"stacks", unwind_totals.stacks},
                               {"complete", unwind_totals.complete},
                               {"incomplete", unwind_totals.incomplete},
-                              {"queued_by_reader", unwind_totals.queued_by_reader}};
+                              {"queued_by_reader", unwind_totals.queued_by_reader},
+                              {"max_queued_bytes", unwind_totals.max_queued_bytes}};
     } else {
       info.extra["unwind"] = {{"method", "frame pointers"}};
     }
@@ -449,9 +451,9 @@ int run_record(RecordOptions options) {
   };
 
   // The queued stack copies are unwound every other read of the reader (at
-  // 999 Hz every 20 ms, not 100): the queue, which keeps its capacity,
-  // then holds 20 ms of copies rather than 100 ms (on 2 CPUs with copies of
-  // a few KiB, a few hundred KB rather than a few MB).
+  // 999 Hz every 20 ms, not 100): the queue then holds 20 ms of copies
+  // rather than 100 ms (on 2 CPUs with copies of a few KiB, a few hundred KB
+  // rather than a few MB).
   const int max_poll_ms =
       copies ? std::clamp(static_cast<int>(2 * read_copies_every.count()), 10, kMaxPollMs) : kMaxPollMs;
   const char* stop_reason = nullptr;

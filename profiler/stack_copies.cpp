@@ -116,6 +116,7 @@ int StackCopies::on_sample(void* ctx, void* data, size_t size) {
   std::memcpy(&chunk.words[chunk.used + 1], data, size);
   chunk.used += words;
   self->queued_words_ += words;
+  self->max_queued_words_ = std::max(self->max_queued_words_, self->queued_words_);
   return 0;
 }
 
@@ -243,6 +244,9 @@ std::vector<RawStack> StackCopies::take() {
 UnwindReport StackCopies::take_report() {
   UnwindReport r = std::move(report_);
   report_ = {};
+  std::lock_guard lock(mutex_);
+  r.max_queued_bytes = max_queued_words_ * sizeof(uint64_t);
+  max_queued_words_ = queued_words_;
   return r;
 }
 

@@ -48,6 +48,8 @@ struct UnwindReport {
   // Copies the reader thread took out of the rings (the rest were still
   // there when the recording's thread consumed them).
   uint64_t queued_by_reader = 0;
+  // The most bytes of copies the queue held at once (waiting to be unwound).
+  uint64_t max_queued_bytes = 0;
 };
 
 class StackCopies {
@@ -121,6 +123,7 @@ class StackCopies {
   bool reader_reading_ = false;  // on_sample runs for the reader (marks what it queues)
   std::vector<Chunk> queue_;
   size_t queued_words_ = 0;
+  size_t max_queued_words_ = 0;  // since the last take_report
   std::vector<Chunk> spare_;  // emptied chunks, reused
   std::thread reader_;
   const OffCpuSampler* offcpu_;

@@ -15,6 +15,9 @@
 //                                    49 and 999 Hz; plus BPF ns per sample
 //                                    (kernel.bpf_stats_enabled)
 //
+// A third argument keeps only the configurations whose name holds it (and
+// the workload alone): `overhead_bench oncpu 9 "stackwatch dwarf"`.
+//
 // Configurations are alternated within each round so drift in the machine's
 // speed hits them all alike; the median over rounds is reported. Needs root.
 //
@@ -253,6 +256,7 @@ void print_paired(const std::vector<Profiler>& profilers, std::map<std::string, 
 int main(int argc, char** argv) {
   std::string scenario = argc > 1 ? argv[1] : "oncpu";
   int rounds = argc > 2 ? std::atoi(argv[2]) : 5;
+  std::string only = argc > 3 ? argv[3] : "";  // configurations whose name holds this (and "alone")
   std::string dir = BENCH_DIR;
   std::string sw = STACKWATCH_BIN;
   std::vector<Profiler> profilers;
@@ -295,10 +299,11 @@ int main(int argc, char** argv) {
     std::system("sysctl -q kernel.bpf_stats_enabled=1");
     g_bpf_stats = true;
   } else {
-    std::fprintf(stderr, "usage: overhead_bench oncpu|offcpu|unwind [ROUNDS]\n");
+    std::fprintf(stderr, "usage: overhead_bench oncpu|offcpu|unwind [ROUNDS [CONFIGURATION-SUBSTRING]]\n");
     return 2;
   }
   std::map<std::string, std::vector<Run>> runs;
+  std::erase_if(profilers, [&](const Profiler& p) { return !p.argv.empty() && p.name.find(only) == std::string::npos; });
   for (int round = 0; round < rounds; ++round) {
     for (size_t k = 0; k < profilers.size(); ++k) {
       const Profiler& p = profilers[(k + round) % profilers.size()];
@@ -342,6 +347,13 @@ int main(int argc, char** argv) {
       std::printf(" %8s\n", "-");
     else
       std::printf(" %8.0f\n", median(bpf));
+  }
+  std::printf("peak RSS over the whole life, MB, round by round:\n");
+  for (const Profiler& p : profilers) {
+    if (p.argv.empty()) continue;
+    std::printf("  %-28s", p.name.c_str());
+    for (const Run& r : runs[p.name]) std::printf(" %5.1f", r.profiler_maxrss_kb / 1024.0);
+    std::printf("\n");
   }
   print_paired(profilers, runs, "perf",
                "against perf at the same rate, paired by round (slowdown difference in points of the "
