@@ -28,6 +28,7 @@
 // and shutdown (the final drain and rendering after the stop signal). Peak RSS
 // is given twice: while the workload ran (VmHWM just before the stop) and over
 // the whole life (ru_maxrss, shutdown included).
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -36,8 +37,6 @@
 
 #include <algorithm>
 #include <cstdio>
-#include <fstream>
-#include <sstream>
 #include <cstdlib>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -94,32 +93,41 @@ double bpf_ns_per_run(const std::string& prog_name) {
   return cnt ? double(ns) / cnt : 0;
 }
 
+// A small /proc file read with read(2) into a buffer, parsed with the C
+// library: the harness is itself sampled by a machine-wide recording while
+// it reads these around the workload, and iostreams put its frames in
+// libstdc++, whose installed debug information (~5 MB once indexed) a
+// recording then loads to name them: rounds that caught it peaked ~5 MB
+// higher than the rest.
+std::string read_proc(const std::string& path) {
+  char buf[4096];
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return {};
+  ssize_t n = ::read(fd, buf, sizeof buf - 1);
+  ::close(fd);
+  return n > 0 ? std::string(buf, static_cast<size_t>(n)) : std::string();
+}
+
 // CPU seconds (user + system) a live process has used so far, from
 // /proc/PID/stat; -1 if it cannot be read.
 double process_cpu_s(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::string text = read_proc("/proc/" + std::to_string(pid) + "/stat");
   size_t close = text.rfind(')');  // comm may hold spaces
-  if (close == std::string::npos) return -1;
-  std::istringstream fields(text.substr(close + 2));
-  std::string f;
-  unsigned long long utime = 0, stime = 0;
+  if (close == std::string::npos || close + 2 > text.size()) return -1;
   // Fields 3..: state ppid pgrp session tty_nr tpgid flags minflt cminflt
   // majflt cmajflt utime stime.
-  for (int i = 3; i <= 15 && fields >> f; ++i) {
-    if (i == 14) utime = std::stoull(f);
-    if (i == 15) stime = std::stoull(f);
-  }
+  unsigned long long utime = 0, stime = 0;
+  if (std::sscanf(text.c_str() + close + 2, "%*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %llu %llu", &utime,
+                  &stime) != 2)
+    return -1;
   return static_cast<double>(utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
 }
 
 // VmHWM (peak resident set so far) of a live process in KiB; 0 if unknown.
 long process_hwm_kb(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
-  std::string line;
-  while (std::getline(in, line))
-    if (line.starts_with("VmHWM:")) return std::atol(line.c_str() + 6);
-  return 0;
+  std::string text = read_proc("/proc/" + std::to_string(pid) + "/status");
+  size_t at = text.find("VmHWM:");
+  return at == std::string::npos ? 0 : std::atol(text.c_str() + at + 6);
 }
 
 bool g_bpf_stats = false;  // kernel.bpf_stats_enabled set by this run
@@ -136,12 +144,25 @@ struct Run {
   long steady_hwm_kb = 0;    // peak RSS before the stop signal
 };
 
-Run run_once(const Profiler& p, const std::vector<std::string>& workload) {
+// stackwatch's output directory for one run: /tmp/sw_bench_out/NAME-rROUND
+// (spaces as dashes), kept so a round that stands out can be looked at.
+std::vector<std::string> with_run_output(std::vector<std::string> argv, const std::string& name, int round) {
+  if (!name.starts_with("stackwatch")) return argv;
+  for (size_t i = 0; i + 1 < argv.size(); ++i)
+    if (argv[i] == "-o") {
+      std::string leaf = name;
+      std::replace(leaf.begin(), leaf.end(), ' ', '-');
+      argv[i + 1] += "/" + leaf + "-r" + std::to_string(round);
+    }
+  return argv;
+}
+
+Run run_once(const Profiler& p, const std::vector<std::string>& workload, int round) {
   Run r;
   pid_t prof = -1;
   double prof_start = now_s();
   if (!p.argv.empty()) {
-    prof = spawn(p.argv, true);
+    prof = spawn(with_run_output(p.argv, p.name, round), true);
     // Loading BPF programs / opening perf buffers: let the tool settle.
     usleep(1500 * 1000);
   }
@@ -307,7 +328,7 @@ int main(int argc, char** argv) {
   for (int round = 0; round < rounds; ++round) {
     for (size_t k = 0; k < profilers.size(); ++k) {
       const Profiler& p = profilers[(k + round) % profilers.size()];
-      runs[p.name].push_back(run_once(p, workload));
+      runs[p.name].push_back(run_once(p, workload, round + 1));
     }
     std::fprintf(stderr, "round %d/%d done\n", round + 1, rounds);
   }
