@@ -84,8 +84,8 @@ struct KernelSymbol {
 // kCacheBlock-th entry (~5 KB), and a lookup reads the one block of entries
 // and the one name it needs (pread, ~2 us), so a recording holds the
 // symbols its kernel stacks name and nothing of the table. (Mapped, it held
-// most of the 3.4 MB file after a few dozen lookups: every fault maps the
-// file's neighbouring pages too, 64 KB or a whole large folio of tmpfs.) It
+// most of the 3.4 MB file after a few dozen lookups: every fault maps 64 KB
+// of the file's neighbouring pages too, the kernel's fault-around.) It
 // is valid for the boot (boot_id in its name) and the set of loaded modules
 // (a hash of /proc/modules, addresses included). BPF programs' and ftrace
 // trampolines' symbols come and go, so they are not cached: on a cache hit
@@ -96,7 +96,8 @@ struct KallsymsSources {
   std::string kallsyms = "/proc/kallsyms";
   std::string modules = "/proc/modules";
   std::string boot_id = "/proc/sys/kernel/random/boot_id";
-  // Where the cache lives ("" = no cache). /run is a tmpfs emptied at boot.
+  // Where the cache lives ("" = no cache). /run is emptied at boot (a tmpfs
+  // on most systems); the boot id in the file's name covers the others.
   // The directory is made 0700 and must belong to this user with no group or
   // other access, and so must the file, or the cache is not used.
   std::string cache_dir = "/run/stackwatch";
