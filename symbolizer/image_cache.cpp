@@ -16,6 +16,8 @@
 #include <cstring>
 #include <vector>
 
+#include "symbolizer/private_files.h"
+
 namespace stackwatch::symbolizer {
 namespace {
 
@@ -56,29 +58,6 @@ std::string path_for(const std::string& dir, const Header& h) {
   return dir + name;
 }
 
-// Only ours and only for us: images anyone else could write would let them
-// choose the names in our stacks.
-bool private_to_us(const struct stat& st, mode_t type) {
-  return (st.st_mode & S_IFMT) == type && st.st_uid == geteuid() && (st.st_mode & 077) == 0;
-}
-
-bool private_dir(const std::string& dir) {
-  struct stat st{};
-  return ::lstat(dir.c_str(), &st) == 0 && private_to_us(st, S_IFDIR);
-}
-
-bool write_exact(int fd, const void* data, size_t n) {
-  const auto* p = static_cast<const char*>(data);
-  while (n > 0) {
-    ssize_t w = ::write(fd, p, n);
-    if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) return false;
-    p += w;
-    n -= static_cast<size_t>(w);
-  }
-  return true;
-}
-
 // Deletes the least recently used images (by modification time: a hit
 // touches its file) until those left and incoming bytes fit in max_bytes.
 void make_room(const std::string& dir, uint64_t max_bytes, uint64_t incoming) {
@@ -114,7 +93,7 @@ void make_room(const std::string& dir, uint64_t max_bytes, uint64_t incoming) {
 
 InflatedImage find_cached_image(const ImageCacheOptions& cache, int source_fd) {
   Header want{};
-  if (cache.dir.empty() || !identify(source_fd, want) || !private_dir(cache.dir)) return {};
+  if (cache.dir.empty() || !identify(source_fd, want) || !private_directory(cache.dir, false)) return {};
   int fd = ::open(path_for(cache.dir, want).c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
   if (fd < 0) return {};
   struct Closer {
@@ -138,8 +117,7 @@ InflatedImage find_cached_image(const ImageCacheOptions& cache, int source_fd) {
 void cache_image(const ImageCacheOptions& cache, int source_fd, const InflatedImage& image) {
   Header h{};
   if (cache.dir.empty() || !image || image.size() + kHeaderBytes > cache.max_bytes || !identify(source_fd, h)) return;
-  if (::mkdir(cache.dir.c_str(), 0700) != 0 && errno != EEXIST) return;
-  if (!private_dir(cache.dir)) return;
+  if (!private_directory(cache.dir, true)) return;
   h.image_bytes = image.size();
   make_room(cache.dir, cache.max_bytes, kHeaderBytes + image.size());
   std::string path = path_for(cache.dir, h);
