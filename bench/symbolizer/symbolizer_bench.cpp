@@ -298,14 +298,19 @@ void bench(const std::string& binary, size_t count, size_t eu_subset) {
     auto wall = std::chrono::steady_clock::now();
     t = cpu_now();
     sym::Symbolizer batch(uncached);
+    // Counts the frames, and in the first round the addresses named
+    // differently from one call each.
     std::vector<std::string> names;
-    batch.symbolize_file(real, std::span<const uint64_t>(addresses), [&](size_t i, std::span<const Frame> f) {
-      frames += f.size();
-      if (r != 0) return;
-      names.clear();
-      for (const Frame& fr : f) names.push_back(fr.function.empty() ? "??" : fr.function);
-      batch_differs += names != ours[i];
-    });
+    auto checking = [&](size_t& differs) {
+      return [&](size_t i, std::span<const Frame> f) {
+        frames += f.size();
+        if (r != 0) return;
+        names.clear();
+        for (const Frame& fr : f) names.push_back(fr.function.empty() ? "??" : fr.function);
+        differs += names != ours[i];
+      };
+    };
+    batch.symbolize_file(real, std::span<const uint64_t>(addresses), checking(batch_differs));
     batch_cold_s = std::min(batch_cold_s, cpu_now() - t);
     batch_cold_wall =
         std::min(batch_cold_wall, std::chrono::duration<double>(std::chrono::steady_clock::now() - wall).count());
@@ -316,13 +321,7 @@ void bench(const std::string& binary, size_t count, size_t eu_subset) {
 
     t = cpu_now();
     sym::Symbolizer later(cached);
-    later.symbolize_file(real, std::span<const uint64_t>(addresses), [&](size_t i, std::span<const Frame> f) {
-      frames += f.size();
-      if (r != 0) return;
-      names.clear();
-      for (const Frame& fr : f) names.push_back(fr.function.empty() ? "??" : fr.function);
-      cached_differs += names != ours[i];
-    });
+    later.symbolize_file(real, std::span<const uint64_t>(addresses), checking(cached_differs));
     batch_cached_s = std::min(batch_cached_s, cpu_now() - t);
   }
   std::error_code ignored;

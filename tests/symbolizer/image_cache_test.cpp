@@ -15,6 +15,7 @@
 #include "symbolizer/elf_file.h"
 #include "symbolizer/image_cache.h"
 #include "symbolizer/symbolizer.h"
+#include "same_frames.h"
 #include "test_support.h"
 
 namespace stackwatch::symbolizer {
@@ -66,25 +67,9 @@ TEST_F(ImageCache, ALaterOpenMapsTheImageAndAnswersAsInflatingDoes) {
   cached.image_cache_dir = cache_.dir;
   uncached.image_cache_dir = "";
   Symbolizer a(cached), b(uncached);
-  size_t compared = 0, inlined = 0;
-  for (const char* function : {"outer_entry", "shared_work", "main"}) {
-    auto range = testing::elf_symbol(source_, function);
-    for (uint64_t addr = range.vaddr; addr < range.vaddr + range.size; ++addr) {
-      auto x = a.symbolize_file(source_, addr);
-      auto y = b.symbolize_file(source_, addr);
-      ASSERT_EQ(x.size(), y.size()) << std::hex << addr;
-      for (size_t i = 0; i < x.size(); ++i) {
-        EXPECT_EQ(x[i].function, y[i].function) << std::hex << addr;
-        EXPECT_EQ(x[i].file, y[i].file) << std::hex << addr;
-        EXPECT_EQ(x[i].line, y[i].line) << std::hex << addr;
-        EXPECT_FALSE(x[i].file.empty()) << std::hex << addr;
-        inlined += x[i].inlined;
-      }
-      ++compared;
-    }
-  }
-  EXPECT_GT(compared, 50u);
-  EXPECT_GT(inlined, 0u);
+  auto compared = testing::expect_same_frames(a, source_, b, source_, {"outer_entry", "shared_work", "main"});
+  EXPECT_GT(compared.addresses, 50u);
+  EXPECT_GT(compared.inlined, 0u);
   EXPECT_EQ(images().size(), 1u);  // the uncached one wrote nothing
 }
 

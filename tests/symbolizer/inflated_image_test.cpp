@@ -8,6 +8,7 @@
 
 #include "symbolizer/elf_file.h"
 #include "symbolizer/symbolizer.h"
+#include "same_frames.h"
 #include "test_support.h"
 
 namespace stackwatch::symbolizer {
@@ -53,28 +54,12 @@ TEST(InflatedImage, CompressedDebugSectionsSymbolizeLikeUncompressed) {
     }
   }
   EXPECT_TRUE(saw_info);
+  for (const char* function : {"outer_entry", "shared_work", "main"})
+    ASSERT_EQ(testing::elf_symbol(compressed, function).vaddr, testing::elf_symbol(plain, function).vaddr) << function;
   Symbolizer a, b;
-  size_t compared = 0, inlined = 0;
-  for (const char* function : {"outer_entry", "shared_work", "main"}) {
-    auto range = testing::elf_symbol(plain, function);
-    ASSERT_EQ(testing::elf_symbol(compressed, function).vaddr, range.vaddr) << function;
-    for (uint64_t addr = range.vaddr; addr < range.vaddr + range.size; ++addr) {
-      auto x = a.symbolize_file(plain, addr);
-      auto y = b.symbolize_file(compressed, addr);
-      ASSERT_EQ(x.size(), y.size()) << std::hex << addr;
-      for (size_t i = 0; i < x.size(); ++i) {
-        EXPECT_EQ(x[i].function, y[i].function) << std::hex << addr;
-        EXPECT_EQ(x[i].file, y[i].file) << std::hex << addr;
-        EXPECT_EQ(x[i].line, y[i].line) << std::hex << addr;
-        EXPECT_EQ(x[i].column, y[i].column) << std::hex << addr;
-        EXPECT_FALSE(x[i].file.empty()) << std::hex << addr;
-        inlined += x[i].inlined;
-      }
-      ++compared;
-    }
-  }
-  EXPECT_GT(compared, 50u);
-  EXPECT_GT(inlined, 0u);  // the inline chains were compared too
+  auto compared = testing::expect_same_frames(a, plain, b, compressed, {"outer_entry", "shared_work", "main"});
+  EXPECT_GT(compared.addresses, 50u);
+  EXPECT_GT(compared.inlined, 0u);  // the inline chains were compared too
 }
 
 }  // namespace
