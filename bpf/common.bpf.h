@@ -156,13 +156,26 @@ static __always_inline struct sw_stack_sample *start_stack_sample(struct task_st
   e->io_ns = 0;
   e->io_op = 0;
   e->io_fd_kind = 0;
+  e->flags = 0;
+  e->stack_len = 0;
   bpf_get_current_comm(&e->comm, sizeof(e->comm));
   BPF_CORE_READ_STR_INTO(&e->process_comm, task, group_leader, comm);
   return e;
 }
 
-/* Sends e with its header and e->stack_len bytes of stack; non-zero when
- * the ring is full. */
+/* Bytes of kernel addresses at the start of e->data, bounded for the
+ * verifier. */
+static __always_inline __u64 kernel_stack_bytes(const struct sw_stack_sample *e) {
+  __u64 depth = e->kernel_depth;
+  if (depth > SW_MAX_STACK_DEPTH) depth = SW_MAX_STACK_DEPTH;
+  return (depth * 8) & (SW_KERNEL_STACK_BYTES - 1);
+}
+
+/* Sends e with its header, its kernel addresses and e->stack_len bytes of
+ * stack; non-zero when the ring is full. The reader is not woken for each
+ * record but once the ring is a quarter full (else it reads on its own
+ * every 100 ms): at 999 Hz a few dozen wake-ups a second rather than one
+ * per ten samples, and a burst of large copies still wakes it early. */
 static __always_inline long send_stack_sample(struct sw_stack_sample *e) {
   /* 64 bits and a mask: the verifier must see the size bounded, which a
    * compare on a 32-bit copy does not always show it after clang's
@@ -170,8 +183,11 @@ static __always_inline long send_stack_sample(struct sw_stack_sample *e) {
   __u64 len = e->stack_len;
   if (len > SW_USER_STACK_BYTES) len = SW_USER_STACK_BYTES;
   len &= 2 * SW_USER_STACK_BYTES - 1;
-  return bpf_ringbuf_output(&stack_samples, e, __builtin_offsetof(struct sw_stack_sample, stack) + len,
-                            BPF_RB_NO_WAKEUP);
+  __u64 size = __builtin_offsetof(struct sw_stack_sample, data) + kernel_stack_bytes(e) + len;
+  __u64 flags = BPF_RB_NO_WAKEUP;
+  if (bpf_ringbuf_query(&stack_samples, BPF_RB_AVAIL_DATA) * 4 >= bpf_ringbuf_query(&stack_samples, BPF_RB_RING_SIZE))
+    flags = BPF_RB_FORCE_WAKEUP;
+  return bpf_ringbuf_output(&stack_samples, e, size, flags);
 }
 
 /* Copies len bytes (at most SW_USER_STACK_BYTES) from sp; false if the
@@ -179,10 +195,26 @@ static __always_inline long send_stack_sample(struct sw_stack_sample *e) {
 static __always_inline bool copy_up_to(struct sw_stack_sample *e, void *sp, __u32 len) {
   if (len > SW_USER_STACK_BYTES) len = SW_USER_STACK_BYTES;
   if (len == 0) return false;
-  if (bpf_probe_read_user(e->stack, len, sp) != 0) return false;
+  if (bpf_probe_read_user(e->data + kernel_stack_bytes(e), len, sp) != 0) return false;
   e->stack_len = len;
   return true;
 }
+
+/* Per thread: the highest stack address user space's unwinding of its
+ * copies has needed, plus a margin (StackCopies::learn_stack_top), or
+ * ~0 for "copy to the end of the mapping". Above a thread's outermost
+ * frame its mapping holds what no unwinding reads: the thread block and
+ * TLS (2-4 KiB), the main thread's arguments and environment; copying up
+ * to the top only makes most records a fraction of their size. LRU: a
+ * thread that exited ages out; a tid reused by another thread is checked
+ * by user space (a copy that ended too soon is marked, and its thread then
+ * copied whole). */
+struct {
+  __uint(type, BPF_MAP_TYPE_LRU_HASH);
+  __uint(max_entries, 16384);
+  __type(key, __u32);
+  __type(value, __u64);
+} stack_tops SEC(".maps");
 
 /* Per thread: the mapping its stack pointer was last found in. Finding a
  * mapping from a sample (bpf_find_vma in interrupt context) costs ~5 us,
@@ -247,11 +279,19 @@ static __always_inline void copy_user_stack(struct sw_stack_sample *e) {
   e->stack_len = 0;
   /* What lies between sp and the end of its mapping, 16 KiB at most: a
    * thread's stack ends with its thread block a few KiB above its outermost
-   * frame, the main thread's with its environment. */
+   * frame, the main thread's with its environment; and then only up to the
+   * top the thread's stacks are known to reach. */
   __u64 room = stack_room(task, e->regs.sp);
   if (room > SW_USER_STACK_BYTES) room = SW_USER_STACK_BYTES;
   if (room > 0) {
+    __u32 tid = e->tid;
+    __u64 *top = bpf_map_lookup_elem(&stack_tops, &tid);
+    if (top && *top > e->regs.sp && *top - e->regs.sp < room) {
+      room = *top - e->regs.sp;
+      e->flags |= SW_SAMPLE_STACK_TRIMMED;
+    }
     if (copy_up_to(e, sp, (__u32)room)) return;
+    e->flags &= ~SW_SAMPLE_STACK_TRIMMED;
     forget_stack_mapping(task); /* remapped since it was looked up: look again next time */
   }
   /* Not known: the stack mapping ends on a page boundary, and a read must

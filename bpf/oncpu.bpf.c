@@ -90,7 +90,7 @@ static __always_inline bool send_stack_copy(struct bpf_perf_event_data *ctx, __u
   if (BPF_CORE_READ(task, mm) == NULL) return false;
   struct sw_stack_sample *e = start_stack_sample(task, tgid, tid, SW_KIND_ON_CPU);
   if (!e) return false;
-  long n = bpf_get_stack(ctx, e->kernel_ips, sizeof(e->kernel_ips), 0);
+  long n = bpf_get_stack(ctx, e->data, SW_MAX_STACK_DEPTH * sizeof(__u64), 0);
   e->kernel_depth = n > 0 ? (__u32)(n / sizeof(__u64)) : 0;
   copy_user_stack(e);
   /* No wake-up per sample: user space drains the ring every 100 ms. */

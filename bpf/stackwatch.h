@@ -104,12 +104,24 @@ struct sw_off_block {
  * each of its writes): that many blocks share one user stack copy. */
 #define SW_MAX_PENDING_BLOCKS 4
 
+/* Bytes a record keeps for its kernel stack: SW_MAX_STACK_DEPTH addresses,
+ * rounded up to a power of two (the verifier bounds the user stack's offset
+ * after them with a mask). */
+#define SW_KERNEL_STACK_BYTES 1024
+
+/* sw_stack_sample.flags */
+/* The user stack was copied only up to the top the thread's earlier stacks
+ * reached (stack_tops in common.bpf.h), not to the end of its mapping. */
+#define SW_SAMPLE_STACK_TRIMMED 1u
+
 /* One sample whose user stack user space unwinds with DWARF CFI (the
  * frame-pointer walk of the kernel stops at the first function built
  * without frame pointers). Sent through a ring buffer: such stacks cannot
  * be aggregated before they are unwound. A record holds the fields up to
- * `stack` and then stack_len bytes of it, not the whole array (most stacks
- * use a few KiB): readers check the record's size against stack_len. */
+ * `data`, then kernel_depth kernel addresses and stack_len bytes of user
+ * stack, not the whole array (most samples have a short kernel stack or
+ * none, and most stacks use a few KiB): readers check the record's size
+ * against both. */
 struct sw_stack_sample {
   __u32 tgid;
   __u32 tid;
@@ -117,21 +129,22 @@ struct sw_stack_sample {
   __u32 state; /* off-CPU: enum sw_task_state */
   __u64 off_ns;
   __s32 kernel_stack_id; /* off-CPU: id in the off-CPU stack map; on-CPU: -1 */
-  __u32 kernel_depth;    /* on-CPU: entries used in kernel_ips */
-  __u64 kernel_ips[SW_MAX_STACK_DEPTH];
+  __u32 kernel_depth;    /* on-CPU: kernel addresses at the start of data */
   char comm[SW_COMM_LEN];
   char process_comm[SW_COMM_LEN];
   struct sw_user_regs regs;
   __s32 user_stack_id;   /* frame-pointer walk, the fallback (or -errno) */
-  __u32 stack_len;       /* bytes valid in stack[] */
+  __u32 stack_len;       /* bytes of user stack in data, after the kernel addresses */
   __u32 nblocks;         /* off-CPU: the blocks this user stack belongs to */
-  __u32 pad;
+  __u32 flags;           /* SW_SAMPLE_* */
   __u64 io_bytes;        /* I/O: bytes the call moved */
   __u64 io_ns;           /* I/O: time in the call */
   __u32 io_op;           /* I/O: enum sw_io_op (bpf/io.h) */
   __u32 io_fd_kind;      /* I/O: enum sw_io_fd_kind */
   struct sw_off_block blocks[SW_MAX_PENDING_BLOCKS];
-  __u8 stack[SW_USER_STACK_BYTES];
+  /* kernel_depth * 8 bytes of kernel addresses, then stack_len bytes of
+   * user stack from regs.sp up (8-byte aligned: the addresses are). */
+  __u8 data[SW_KERNEL_STACK_BYTES + SW_USER_STACK_BYTES];
 };
 
 #endif /* STACKWATCH_BPF_STACKWATCH_H */

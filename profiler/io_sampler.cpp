@@ -107,7 +107,8 @@ IoSampler::IoSampler(const Options& options, const ProcessTracker& tracker) {
     bpf_program__set_autoload(p, options.block_io);
   if (bpf_map__reuse_fd(skel_->maps.targets, tracker.targets_fd()) ||
       bpf_map__reuse_fd(skel_->maps.seen, tracker.seen_fd()) ||
-      bpf_map__reuse_fd(skel_->maps.proc_events, tracker.events_fd()))
+      bpf_map__reuse_fd(skel_->maps.proc_events, tracker.events_fd()) ||
+      bpf_map__reuse_fd(skel_->maps.stack_tops, tracker.stack_tops_fd()))
     fail("cannot share the process maps with the I/O program", errno);
   // Its own stack-copy ring, so that a burst of calls never crowds out the
   // on- and off-CPU copies (8 MiB: per 100 ms, 480 calls at the largest

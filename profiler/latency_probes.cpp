@@ -136,7 +136,7 @@ LatencyProbes::LatencyProbes(std::vector<ProbeTarget> targets, const LatencyProb
   // (the sample ring buffer alone is 8 MiB, the record slot 17 KiB a CPU).
   for (bpf_map* m : {impl_->skel->maps.targets, impl_->skel->maps.seen, impl_->skel->maps.proc_events,
                      impl_->skel->maps.stack_samples, impl_->skel->maps.stack_scratch,
-                     impl_->skel->maps.stack_mappings})
+                     impl_->skel->maps.stack_mappings, impl_->skel->maps.stack_tops})
     bpf_map__set_autocreate(m, false);
   if (int err = latency_bpf__load(impl_->skel.get())) throw_bpf_error("cannot load the latency BPF program", err);
 

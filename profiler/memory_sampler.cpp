@@ -195,7 +195,8 @@ MemorySampler::MemorySampler(const Options& options, const ProcessTracker& track
                                                           : static_cast<uint32_t>(getpagesize()));
   if (bpf_map__reuse_fd(skel_->maps.targets, tracker.targets_fd()) ||
       bpf_map__reuse_fd(skel_->maps.seen, tracker.seen_fd()) ||
-      bpf_map__reuse_fd(skel_->maps.proc_events, tracker.events_fd()))
+      bpf_map__reuse_fd(skel_->maps.proc_events, tracker.events_fd()) ||
+      bpf_map__reuse_fd(skel_->maps.stack_tops, tracker.stack_tops_fd()))
     fail("cannot share the process maps with the memory program", errno);
   if (int err = memory_bpf__load(skel_); err) fail("cannot load the memory BPF program", err);
 

@@ -153,7 +153,8 @@ OffCpuSampler::OffCpuSampler(const Options& options, const ProcessTracker& track
   if (bpf_map__reuse_fd(skel_->maps.targets, tracker.targets_fd()) ||
       bpf_map__reuse_fd(skel_->maps.seen, tracker.seen_fd()) ||
       bpf_map__reuse_fd(skel_->maps.proc_events, tracker.events_fd()) ||
-      bpf_map__reuse_fd(skel_->maps.stack_samples, tracker.stack_samples_fd()))
+      bpf_map__reuse_fd(skel_->maps.stack_samples, tracker.stack_samples_fd()) ||
+      bpf_map__reuse_fd(skel_->maps.stack_tops, tracker.stack_tops_fd()))
     fail("cannot share the process maps with the off-CPU program", errno);
   if (int err = offcpu_bpf__load(skel_); err) fail("cannot load the off-CPU BPF program", err);
   if (bpf_map__value_size(skel_->maps.off_start) != sizeof(OffStart) ||

@@ -27,7 +27,8 @@ OnCpuSampler::OnCpuSampler(const Options& options, const ProcessTracker& tracker
   if (bpf_map__reuse_fd(skel_->maps.targets, tracker.targets_fd()) ||
       bpf_map__reuse_fd(skel_->maps.seen, tracker.seen_fd()) ||
       bpf_map__reuse_fd(skel_->maps.proc_events, tracker.events_fd()) ||
-      bpf_map__reuse_fd(skel_->maps.stack_samples, tracker.stack_samples_fd()))
+      bpf_map__reuse_fd(skel_->maps.stack_samples, tracker.stack_samples_fd()) ||
+      bpf_map__reuse_fd(skel_->maps.stack_tops, tracker.stack_tops_fd()))
     fail("cannot share the process maps with the on-CPU program", errno);
   if (int err = oncpu_bpf__load(skel_); err) fail("cannot load the on-CPU BPF program", err);
   try {

@@ -70,6 +70,7 @@ int ProcessTracker::targets_fd() const { return bpf_map__fd(skel_->maps.targets)
 int ProcessTracker::seen_fd() const { return bpf_map__fd(skel_->maps.seen); }
 int ProcessTracker::events_fd() const { return bpf_map__fd(skel_->maps.proc_events); }
 int ProcessTracker::stack_samples_fd() const { return bpf_map__fd(skel_->maps.stack_samples); }
+int ProcessTracker::stack_tops_fd() const { return bpf_map__fd(skel_->maps.stack_tops); }
 int ProcessTracker::poll_fd() const { return ring_buffer__epoll_fd(ring_.get()); }
 
 int ProcessTracker::targets_count() const {

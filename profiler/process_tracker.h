@@ -42,6 +42,9 @@ class ProcessTracker {
   int seen_fd() const;
   int events_fd() const;
   int stack_samples_fd() const;
+  // BPF's per-thread stack tops (stack_tops in bpf/common.bpf.h), shared
+  // like the ring by every program that copies stacks.
+  int stack_tops_fd() const;
   int targets_count() const;
   // Ring buffer readiness fd for poll().
   int poll_fd() const;

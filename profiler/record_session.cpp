@@ -116,9 +116,10 @@ int run_record(RecordOptions options) {
   ProcessTracker::Options tracker_options;
   tracker_options.filter_targets = filter;
   tracker_options.follow_children = command.has_value() || options.children;
-  // Stack copies are at most ~17 KiB each (most are 2-6 KiB: only what was
-  // copied is sent) and StackCopies' reader empties the ring every
-  // read_every (about ten samples per CPU): room for two reads' worth of
+  // Stack copies are at most ~17 KiB each (most are 0.5-2 KiB: only what
+  // unwinding needs is copied and sent) and StackCopies' reader empties the
+  // ring at the latest once it is a quarter full, else every ring_window
+  // (about ten samples per CPU): room for two windows' worth of
   // the largest copies at -F on every CPU, four to eight of typical ones
   // (the whole ring ends up resident, mapped twice: keep it small), 1 MiB
   // at least (999 Hz on 2 CPUs: 1 MiB, where it took 16 MiB when the ring
@@ -126,9 +127,8 @@ int run_record(RecordOptions options) {
   // at least 8 MiB when off-CPU copies share it (a busy machine ends
   // hundreds of blocks in 100 ms). A full ring is counted. (I/O calls have
   // a ring of their own: IoSampler.)
-  const std::chrono::milliseconds read_copies_every = StackCopies::read_every(options.hz);
   if (options.dwarf) {
-    double reads = 2.0 * std::chrono::duration<double>(read_copies_every).count();
+    double reads = 2.0 * std::chrono::duration<double>(StackCopies::ring_window(options.hz)).count();
     double worst = options.hz * reads * static_cast<double>(online_cpus().size()) * sizeof(sw_stack_sample);
     uint32_t bytes = options.off_cpu ? 8u << 20 : 1u << 20;
     while (bytes < worst && bytes < (256u << 20)) bytes <<= 1;
@@ -176,7 +176,7 @@ int run_record(RecordOptions options) {
   }
   std::unique_ptr<StackCopies> copies;
   if (options.dwarf)
-    copies = std::make_unique<StackCopies>(tracker.stack_samples_fd(), offcpu.get(), symbolizer, read_copies_every);
+    copies = std::make_unique<StackCopies>(tracker.stack_samples_fd(), tracker.stack_tops_fd(), offcpu.get(), symbolizer);
   if (copies && io) copies->add_ring(io->stack_copies_fd());
   if (copies && memory) copies->add_ring(memory->stack_copies_fd());
   UnwindReport unwind_totals;
@@ -310,6 +310,8 @@ int run_record(RecordOptions options) {
       unwind_totals.stacks += u.stacks;
       unwind_totals.complete += u.complete;
       unwind_totals.queued_by_reader += u.queued_by_reader;
+      unwind_totals.copied_bytes += u.copied_bytes;
+      unwind_totals.reader_wakeups += u.reader_wakeups;
       unwind_totals.max_queued_bytes = std::max(unwind_totals.max_queued_bytes, u.max_queued_bytes);
       for (auto& [reason, n] : u.incomplete) unwind_totals.incomplete[reason] += n;
       if (report && u.stacks > u.complete) {
@@ -327,7 +329,11 @@ int run_record(RecordOptions options) {
                               {"complete", unwind_totals.complete},
                               {"incomplete", unwind_totals.incomplete},
                               {"queued_by_reader", unwind_totals.queued_by_reader},
-                              {"max_queued_bytes", unwind_totals.max_queued_bytes}};
+                              {"max_queued_bytes", unwind_totals.max_queued_bytes},
+                              {"copied_bytes", unwind_totals.copied_bytes},
+                              {"reader_wakeups", unwind_totals.reader_wakeups},
+                              {"trimmed_copies", copies->trimmed_copies()},
+                              {"trimmed_too_short", copies->trimmed_too_short()}};
     } else {
       info.extra["unwind"] = {{"method", "frame pointers"}};
     }
@@ -450,12 +456,10 @@ int run_record(RecordOptions options) {
     if (write_error) throw *write_error;
   };
 
-  // The queued stack copies are unwound every other read of the reader (at
-  // 999 Hz every 20 ms, not 100): the queue then holds 20 ms of copies
-  // rather than 100 ms (on 2 CPUs with copies of a few KiB, a few hundred KB
-  // rather than a few MB).
-  const int max_poll_ms =
-      copies ? std::clamp(static_cast<int>(2 * read_copies_every.count()), 10, kMaxPollMs) : kMaxPollMs;
+  // The queued stack copies are unwound every kMaxPollMs, or sooner when
+  // the reader says the queue passed StackCopies::kWakeCallerBytes (a
+  // wake-up of this thread is one more preempted CPU on a busy machine: at
+  // 999 Hz, ten a second rather than fifty).
   const char* stop_reason = nullptr;
   uint64_t write_failures = 0;  // intervals in a row whose outputs could not be written
   while (!stop_reason) {
@@ -463,9 +467,9 @@ int run_record(RecordOptions options) {
     auto wake = next_drain;
     if (end && *end < wake) wake = *end;
     int timeout_ms = static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(wake - now).count());
-    timeout_ms = std::clamp(timeout_ms, 0, max_poll_ms);
-    pollfd fds[2] = {{signals.fd(), POLLIN, 0}, {tracker.poll_fd(), POLLIN, 0}};
-    ::poll(fds, 2, timeout_ms);
+    timeout_ms = std::clamp(timeout_ms, 0, kMaxPollMs);
+    pollfd fds[3] = {{signals.fd(), POLLIN, 0}, {tracker.poll_fd(), POLLIN, 0}, {copies ? copies->wake_fd() : -1, POLLIN, 0}};
+    ::poll(fds, 3, timeout_ms);
     tracker.consume_events();
     if (copies) copies->consume();
     sync_cgroup();

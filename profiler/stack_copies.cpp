@@ -2,6 +2,9 @@
 #include "profiler/stack_copies.h"
 
 #include <bpf/bpf.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -20,16 +23,18 @@ static_assert(sizeof(sw_user_regs) == sizeof(unwinder::UserRegs), "sw_user_regs 
 // In a queued record's size word: the reader thread queued it.
 constexpr uint64_t kQueuedByReader = uint64_t{1} << 63;
 
-std::chrono::milliseconds StackCopies::read_every(double hz) {
+std::chrono::milliseconds StackCopies::ring_window(double hz) {
   double ms = hz > 0 ? 10 * 1000.0 / hz : 100;
   return std::chrono::milliseconds(static_cast<int64_t>(std::clamp(ms, 10.0, 100.0)));
 }
 
-StackCopies::StackCopies(int ring_fd, const OffCpuSampler* offcpu, symbolizer::Symbolizer& symbolizer,
-                         std::chrono::milliseconds read_every)
-    : read_every_(read_every), offcpu_(offcpu), symbolizer_(symbolizer) {
+StackCopies::StackCopies(int ring_fd, int tops_fd, const OffCpuSampler* offcpu, symbolizer::Symbolizer& symbolizer)
+    : tops_fd_(tops_fd), offcpu_(offcpu), symbolizer_(symbolizer) {
   ring_.reset(ring_buffer__new(ring_fd, &StackCopies::on_sample, this, nullptr));
   if (!ring_) throw_bpf_error("cannot set up the stack-copy ring buffer", errno);
+  stop_reader_.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  wake_caller_.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  if (!stop_reader_ || !wake_caller_) throw_bpf_error("cannot create the stack-copy reader's eventfds", errno);
   reader_ = std::thread([this] { read_loop(); });
 }
 
@@ -38,7 +43,8 @@ StackCopies::~StackCopies() {
     std::lock_guard lock(mutex_);
     stop_ = true;
   }
-  wake_.notify_all();
+  uint64_t one = 1;
+  (void)!::write(stop_reader_.get(), &one, sizeof one);
   reader_.join();
 }
 
@@ -49,15 +55,24 @@ void StackCopies::add_ring(int ring_fd) {
 }
 
 void StackCopies::read_loop() {
-  std::unique_lock lock(mutex_);
-  while (!stop_) {
-    wake_.wait_for(lock, read_every_);
+  // The rings' epoll fd is readable while a ring holds records; BPF wakes
+  // a sleeper only once a ring is a quarter full (send_stack_sample), so
+  // after emptying them the reader sleeps until then, or kReadEvery.
+  pollfd fds[2] = {{ring_buffer__epoll_fd(ring_.get()), POLLIN, 0}, {stop_reader_.get(), POLLIN, 0}};
+  while (true) {
+    ::poll(fds, 2, static_cast<int>(kReadEvery.count()));
+    std::lock_guard lock(mutex_);
     if (stop_) break;
     // Past the cap the records stay in the rings (see kMaxQueuedBytes).
     if (queued_words_ * sizeof(uint64_t) >= kMaxQueuedBytes) continue;
     reader_reading_ = true;
     ring_buffer__consume(ring_.get());
     reader_reading_ = false;
+    ++reader_wakeups_;
+    if (!caller_woken_ && queued_words_ * sizeof(uint64_t) >= kWakeCallerBytes) {
+      uint64_t one = 1;
+      caller_woken_ = ::write(wake_caller_.get(), &one, sizeof one) == sizeof one;
+    }
   }
 }
 
@@ -68,11 +83,19 @@ void StackCopies::consume() {
     ring_buffer__consume(ring_.get());  // what the reader has not read yet
     batch.swap(queue_);
     queued_words_ = 0;
+    uint64_t count;
+    (void)!::read(wake_caller_.get(), &count, sizeof count);
+    caller_woken_ = false;
   }
+  unwind_batch(batch);
+}
+
+void StackCopies::unwind_batch(std::vector<Chunk>& batch) {
   for (const Chunk& chunk : batch) {
     for (size_t at = 0; at < chunk.used;) {
       size_t size = static_cast<size_t>(chunk.words[at] & ~kQueuedByReader);
       report_.queued_by_reader += (chunk.words[at] & kQueuedByReader) != 0;
+      report_.copied_bytes += size;
       handle(*reinterpret_cast<const sw_stack_sample*>(&chunk.words[at + 1]));
       at += 1 + (size + 7) / 8;
     }
@@ -89,15 +112,19 @@ void StackCopies::consume() {
 }
 
 int StackCopies::on_sample(void* ctx, void* data, size_t size) {
-  // A record carries its header and stack_len bytes of stack, not the
-  // whole stack array (send_stack_sample in bpf/common.bpf.h).
-  constexpr size_t kHeader = offsetof(sw_stack_sample, stack);
+  // A record carries its header, kernel_depth kernel addresses and
+  // stack_len bytes of stack, not the whole data array (send_stack_sample
+  // in bpf/common.bpf.h).
+  constexpr size_t kHeader = offsetof(sw_stack_sample, data);
   if (size < kHeader) return 0;
   const auto& s = *static_cast<const sw_stack_sample*>(data);
-  if (s.stack_len > size - kHeader) return 0;  // never sent so: not ours
+  // Never sent so: not ours.
+  if (s.kernel_depth > SW_MAX_STACK_DEPTH || s.stack_len > SW_USER_STACK_BYTES ||
+      size_t{s.kernel_depth} * 8 + s.stack_len > size - kHeader)
+    return 0;
   // Queued whole (the ring's space is reused as soon as this returns),
   // padded so the next record starts on an 8-byte word; the stack bytes
-  // past stack_len are not sent, so a copy holds only what handle() reads.
+  // past them are not sent, so a copy holds only what handle() reads.
   auto* self = static_cast<StackCopies*>(ctx);
   const size_t words = 1 + (size + 7) / 8;
   std::vector<Chunk>& q = self->queue_;
@@ -130,7 +157,9 @@ void StackCopies::handle(const sw_stack_sample& s) {
   regs.r13 = s.regs.r13;
   regs.r14 = s.regs.r14;
   regs.r15 = s.regs.r15;
-  std::span<const uint8_t> stack(s.stack, std::min<uint32_t>(s.stack_len, SW_USER_STACK_BYTES));
+  // on_sample checked both lengths against the record's size.
+  const size_t kernel_bytes = size_t{s.kernel_depth} * 8;
+  std::span<const uint8_t> stack(s.data + kernel_bytes, s.stack_len);
   unwound_.insert(s.tgid);
   unwinder_.unwind(s.tgid, mappings_of(s.tgid), regs, stack, result_);
   if (result_.reason == unwinder::IncompleteReason::kNotMapped && symbolizer_.remember_process(s.tgid)) {
@@ -143,72 +172,116 @@ void StackCopies::handle(const sw_stack_sample& s) {
     ++report_.complete;
   else
     ++report_.incomplete[result_.reason_text()];
+  learn_stack_top(s);
 
-  RawStack raw;
-  raw.key.tgid = s.tgid;
-  raw.key.tid = s.tid;
-  raw.key.user_stack_id = -1;
-  std::memcpy(raw.key.comm, s.comm, sizeof raw.key.comm);
-  std::memcpy(raw.value.process_comm, s.process_comm, sizeof raw.value.process_comm);
-  raw.user_ips = result_.ips;
-  raw.unwound = true;
+  Event e;
   if (s.kind == SW_KIND_IO) {
     // One system call: its kernel stack would only be the exit path.
-    raw.kind = StackKind::kIo;
-    raw.key.kernel_stack_id = -EFAULT;
-    raw.detail = io_detail(s.io_op, s.io_fd_kind);
-    add(std::move(raw), s.io_ns, s.io_bytes);
+    e.kind = StackKind::kIo;
+    e.kernel_stack_id = -EFAULT;
+    std::string detail = io_detail(s.io_op, s.io_fd_kind);
+    e.detail = detail;
+    e.ns = s.io_ns;
+    e.bytes = s.io_bytes;
+    add(s, e);
     return;
   }
   if (s.kind == SW_KIND_PAGE_FAULT) {
-    raw.kind = StackKind::kMemory;
-    raw.key.kernel_stack_id = -1;
-    raw.detail = "page-fault";
-    add(std::move(raw), 0);
+    e.kind = StackKind::kMemory;
+    e.detail = "page-fault";
+    add(s, e);
     return;
   }
   if (s.kind != SW_KIND_OFF_CPU) {
-    raw.kind = StackKind::kOnCpu;
-    raw.key.kernel_stack_id = -1;
-    uint32_t depth = std::min<uint32_t>(s.kernel_depth, SW_MAX_STACK_DEPTH);
-    raw.kernel_ips.assign(s.kernel_ips, s.kernel_ips + depth);
-    add(std::move(raw), 0);
+    e.kind = StackKind::kOnCpu;
+    // 8-byte aligned: the record is (on_sample), and data is in the struct.
+    e.kernel_ips = {reinterpret_cast<const uint64_t*>(s.data), s.kernel_depth};
+    add(s, e);
     return;
   }
   // Off-CPU: the blocks of one system call share this user stack.
-  raw.kind = StackKind::kOffCpu;
+  e.kind = StackKind::kOffCpu;
   for (uint32_t i = 0; i < std::min<uint32_t>(s.nblocks, SW_MAX_PENDING_BLOCKS); ++i) {
     const sw_off_block& b = s.blocks[i];
-    RawStack r = raw;
-    r.key.state = b.state;
-    r.key.kernel_stack_id = b.kernel_stack_id;
-    if (b.kernel_stack_id >= 0 && offcpu_) offcpu_->read_stack(b.kernel_stack_id, r.kernel_ips);
-    add(std::move(r), b.off_ns);
+    e.state = b.state;
+    e.kernel_stack_id = b.kernel_stack_id;
+    kernel_scratch_.clear();
+    if (b.kernel_stack_id >= 0 && offcpu_) offcpu_->read_stack(b.kernel_stack_id, kernel_scratch_);
+    e.kernel_ips = kernel_scratch_;
+    e.ns = b.off_ns;
+    add(s, e);
   }
 }
 
-void StackCopies::add(RawStack raw, uint64_t ns, uint64_t bytes) {
+void StackCopies::learn_stack_top(const sw_stack_sample& s) {
+  if (tops_fd_ < 0) return;
+  const bool trimmed = (s.flags & SW_SAMPLE_STACK_TRIMMED) != 0;
+  uint64_t top = 0;
+  if (trimmed) {
+    ++trimmed_;
+    if (result_.complete() || result_.reason != unwinder::IncompleteReason::kReadOutsideStack) return;
+    // Too short: this thread's stacks reach higher than its first ones did
+    // (another thread with its tid, a coroutine's stack): copy it whole.
+    ++trimmed_too_short_;
+    top = ~uint64_t{0};
+  } else {
+    if (!result_.complete() || result_.stack_bytes_read == 0) return;
+    top = s.regs.sp + result_.stack_bytes_read + kStackTopMargin;
+    // Only the first complete stack of a thread is told (one system call
+    // per thread), and only a top that shortens its copies.
+    if (top >= s.regs.sp + s.stack_len) return;
+  }
+  if (tops_.size() >= 65536) tops_.clear();  // bounded; a thread told again costs one more call
+  auto [it, inserted] = tops_.try_emplace(s.tid, top);
+  if (!inserted) {
+    if (it->second == top || it->second == ~uint64_t{0}) return;
+    if (!trimmed && top <= it->second) return;
+    it->second = top;
+  }
+  uint32_t tid = s.tid;
+  if (bpf_map_update_elem(tops_fd_, &tid, &top, BPF_ANY) != 0) tops_.erase(s.tid);
+}
+
+void StackCopies::add(const sw_stack_sample& s, const Event& e) {
   // Aggregate like the kernel does: thread, state, comm and both stacks.
-  std::string key;
-  key.reserve(64 + 8 * (raw.kernel_ips.size() + raw.user_ips.size()));
-  key.append(reinterpret_cast<const char*>(&raw.key.tgid), 8);
-  key.append(reinterpret_cast<const char*>(&raw.key.state), 4);
-  key.push_back(static_cast<char>(raw.kind));
-  key.append(raw.key.comm, strnlen(raw.key.comm, sizeof raw.key.comm));
+  const size_t comm_len = strnlen(s.comm, sizeof s.comm);
+  std::string& key = key_;
+  key.clear();
+  uint32_t ids[2] = {s.tgid, s.tid};
+  key.append(reinterpret_cast<const char*>(ids), sizeof ids);
+  key.append(reinterpret_cast<const char*>(&e.state), sizeof e.state);
+  key.push_back(static_cast<char>(e.kind));
+  key.append(s.comm, comm_len);
   key.push_back('\0');
-  key.append(raw.detail);
+  key.append(e.detail);
   key.push_back('\0');
-  key.append(reinterpret_cast<const char*>(raw.kernel_ips.data()), raw.kernel_ips.size() * 8);
+  key.append(reinterpret_cast<const char*>(e.kernel_ips.data()), e.kernel_ips.size() * 8);
   key.push_back('|');
-  key.append(reinterpret_cast<const char*>(raw.user_ips.data()), raw.user_ips.size() * 8);
-  auto [it, inserted] = pending_.try_emplace(std::move(key), std::move(raw));
+  key.append(reinterpret_cast<const char*>(result_.ips.data()), result_.ips.size() * 8);
+  auto it = pending_.find(std::string_view(key));
+  if (it == pending_.end()) {
+    RawStack raw;
+    raw.key.tgid = s.tgid;
+    raw.key.tid = s.tid;
+    raw.key.state = e.state;
+    raw.key.user_stack_id = -1;
+    raw.key.kernel_stack_id = e.kernel_stack_id;
+    std::memcpy(raw.key.comm, s.comm, sizeof raw.key.comm);
+    std::memcpy(raw.value.process_comm, s.process_comm, sizeof raw.value.process_comm);
+    raw.kind = e.kind;
+    raw.kernel_ips.assign(e.kernel_ips.begin(), e.kernel_ips.end());
+    raw.user_ips = result_.ips;
+    raw.detail = e.detail;
+    raw.unwound = true;
+    it = pending_.emplace(key, std::move(raw)).first;
+  }
   RawStack& sum = it->second;
   sum.value.count += 1;
   if (sum.kind == StackKind::kIo) {
-    sum.latency_ns += ns;
-    sum.bytes += bytes;
+    sum.latency_ns += e.ns;
+    sum.bytes += e.bytes;
   } else {
-    sum.value.total_ns += ns;
+    sum.value.total_ns += e.ns;
   }
 }
 
@@ -247,6 +320,8 @@ UnwindReport StackCopies::take_report() {
   std::lock_guard lock(mutex_);
   r.max_queued_bytes = max_queued_words_ * sizeof(uint64_t);
   max_queued_words_ = queued_words_;
+  r.reader_wakeups = reader_wakeups_;
+  reader_wakeups_ = 0;
   return r;
 }
 

@@ -17,18 +17,22 @@ namespace {
 class StackCopy {
  public:
   StackCopy(uint64_t base, std::span<const uint8_t> bytes) : base_(base), bytes_(bytes) {}
-  bool read(uint64_t address, uint64_t& value) const {
+  bool read(uint64_t address, uint64_t& value) {
     if (address < base_ || address - base_ > bytes_.size() || bytes_.size() - (address - base_) < 8) {
       return false;
     }
     std::memcpy(&value, bytes_.data() + (address - base_), 8);
+    end_read_ = std::max(end_read_, address - base_ + 8);
     return true;
   }
   bool contains(uint64_t address) const { return address >= base_ && address - base_ < bytes_.size(); }
+  // Bytes from base to the end of the highest value read.
+  uint64_t bytes_read() const { return end_read_; }
 
  private:
   uint64_t base_;
   std::span<const uint8_t> bytes_;
+  uint64_t end_read_ = 0;
 };
 
 // DWARF numbers of the other captured registers.
@@ -101,7 +105,7 @@ struct Unwinder::Impl {
   }
 
   // One frame by CFI. On kNext, regs describe the caller.
-  Step step_cfi(const CfiRow& row, const StackCopy& stack, FrameRegs& regs, IncompleteReason& reason) {
+  Step step_cfi(const CfiRow& row, StackCopy& stack, FrameRegs& regs, IncompleteReason& reason) {
     uint64_t cfa = 0;
     switch (row.cfa_rule) {
       case CfaRule::kRegOffset:
@@ -177,7 +181,7 @@ struct Unwinder::Impl {
 
   // One frame by the rbp chain, only where it looks like one: rbp points into
   // the copied stack above rsp and the saved return address is code.
-  bool step_frame_pointer(const ProcessModules& process, const StackCopy& stack, FrameRegs& regs) {
+  bool step_frame_pointer(const ProcessModules& process, StackCopy& stack, FrameRegs& regs) {
     if (!options.frame_pointer_fallback || !regs.bp_known) return false;
     uint64_t bp = regs.bp;
     if (bp < regs.sp || (bp & 7) != 0 || !stack.contains(bp)) return false;
@@ -247,6 +251,7 @@ struct Unwinder::Impl {
     }
 
     result.reason = result.status == UnwindStatus::kComplete ? IncompleteReason::kNone : reason;
+    result.stack_bytes_read = stack.bytes_read();
     ++counters.stacks;
     counters.frames += result.ips.size();
     if (result.complete()) {

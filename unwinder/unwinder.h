@@ -68,6 +68,10 @@ struct UnwindResult {
   std::vector<uint64_t> ips;  // innermost first; ips[0] is the sampled ip
   UnwindStatus status = UnwindStatus::kIncomplete;
   IncompleteReason reason = IncompleteReason::kNone;
+  // Bytes of the copy from regs.sp to the end of the highest value the walk
+  // read: of a complete stack, all a copy of the same outermost frames
+  // needs (StackCopies tells BPF to copy no more of that thread).
+  uint64_t stack_bytes_read = 0;
   const char* reason_text() const { return reason_name(reason); }
   bool complete() const { return status == UnwindStatus::kComplete; }
 };

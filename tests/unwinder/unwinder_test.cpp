@@ -198,6 +198,34 @@ TEST(Unwinder, TruncatedCopyIsIncompletePrefix) {
   EXPECT_EQ(unwinder.counters().complete, 1u);
 }
 
+
+// stack_bytes_read is what StackCopies tells BPF to copy of a thread: the
+// copy cut there unwinds to the same complete stack, and 8 bytes less does
+// not; above it lies what no frame reads (on a second thread its thread
+// block and TLS, on the main thread its arguments and environment).
+TEST(Unwinder, StackBytesReadIsAllACompleteStackNeeds) {
+  for (const char* mode : {"main", "thread"}) {
+    SCOPED_TRACE(mode);
+    FixtureProcess fixture(UNW_FIXTURE_NOFP, mode);
+    Unwinder unwinder;
+    Unwound full = unwind_fixture(unwinder, fixture);
+    ASSERT_TRUE(full.result.complete()) << full.result.reason_text();
+    const Capture& c = fixture.capture();
+    uint64_t used = full.result.stack_bytes_read;
+    ASSERT_GT(used, 0u);
+    ASSERT_LE(used, c.stack.size());
+    EXPECT_LT(used + 512, c.stack.size()) << "the copy holds more above the outermost frame than it needs";
+    std::span<const uint8_t> cut(c.stack.data(), used);
+    UnwindResult same = unwinder.unwind(static_cast<uint32_t>(fixture.pid()), c.maps, c.regs, cut);
+    EXPECT_TRUE(same.complete()) << same.reason_text();
+    EXPECT_EQ(same.ips, full.result.ips);
+    EXPECT_EQ(same.stack_bytes_read, used);
+    UnwindResult shorter =
+        unwinder.unwind(static_cast<uint32_t>(fixture.pid()), c.maps, c.regs, cut.first(used - 8));
+    EXPECT_FALSE(shorter.complete());
+    EXPECT_EQ(shorter.reason, IncompleteReason::kReadOutsideStack);
+  }
+}
 TEST(Unwinder, ModulesParsedOncePerFileAcrossProcesses) {
   Unwinder unwinder;
   FixtureProcess first(UNW_FIXTURE_NOFP, "main");
