@@ -211,9 +211,13 @@ std::string pprof_profile(const std::vector<FoldedStack>& stacks, const PprofOpt
 }
 
 std::string pprof_profile(const std::vector<StackSample>& samples, const PprofOptions& options) {
+  return pprof_profile(StackPointers(samples), options);
+}
+
+std::string pprof_profile(const StackSource& samples, const PprofOptions& options) {
   ProfileBuilder b;
   bool any_off = false;
-  for (const StackSample& s : samples) any_off |= s.kind == StackKind::kOffCpu;
+  for (size_t i = 0; i < samples.size(); ++i) any_off |= samples.header(i).kind == StackKind::kOffCpu;
   pb::ValueType* vt = b.profile().add_sample_type();
   vt->set_type(b.str("samples"));
   vt->set_unit(b.str("count"));
@@ -224,8 +228,10 @@ std::string pprof_profile(const std::vector<StackSample>& samples, const PprofOp
     b.profile().set_default_sample_type(b.str("off_cpu"));
   }
   std::vector<PprofFrame> group;
-  for (const StackSample& s : samples) {
-    if (s.count == 0 && s.off_ns == 0) continue;
+  StackSample scratch;
+  for (size_t k = 0; k < samples.size(); ++k) {
+    if (samples.header(k).count == 0 && samples.header(k).off_ns == 0) continue;
+    const StackSample& s = samples.get(k, scratch);
     pb::Sample* sample = b.profile().add_sample();
     sample->add_value(static_cast<int64_t>(s.count));
     if (any_off) sample->add_value(s.kind == StackKind::kOffCpu ? static_cast<int64_t>(s.off_ns) : 0);
@@ -260,6 +266,10 @@ void write_pprof(const std::string& path, const std::vector<FoldedStack>& stacks
 }
 
 void write_pprof(const std::string& path, const std::vector<StackSample>& samples, const PprofOptions& options) {
+  write_file_atomically(path, pprof_profile(samples, options));
+}
+
+void write_pprof(const std::string& path, const StackSource& samples, const PprofOptions& options) {
   write_file_atomically(path, pprof_profile(samples, options));
 }
 

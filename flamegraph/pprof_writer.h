@@ -10,6 +10,7 @@
 
 #include "flamegraph/folded.h"
 #include "recording/recording.h"
+#include "recording/stacks_json.h"
 
 namespace stackwatch::flamegraph {
 
@@ -32,9 +33,13 @@ struct PprofOptions {
 // The gzipped, serialized profile.
 std::string pprof_profile(const std::vector<FoldedStack>& stacks, const PprofOptions& options = {});
 std::string pprof_profile(const std::vector<StackSample>& samples, const PprofOptions& options = {});
+// The same from stacks handed out one at a time (a recording's totals are
+// not copied out whole to be written).
+std::string pprof_profile(const StackSource& samples, const PprofOptions& options = {});
 
 // Same, written atomically to path. Throws stackwatch::Error naming the path.
 void write_pprof(const std::string& path, const std::vector<FoldedStack>& stacks, const PprofOptions& options = {});
 void write_pprof(const std::string& path, const std::vector<StackSample>& samples, const PprofOptions& options = {});
+void write_pprof(const std::string& path, const StackSource& samples, const PprofOptions& options = {});
 
 }  // namespace stackwatch::flamegraph

@@ -35,9 +35,8 @@ FrameTable::Id FrameTable::intern(const Frame& frame) {
     id = free_.back();
     free_.pop_back();
   } else {
-    // Ids index slots_; the index's hasher reads slots_ through a pointer,
-    // so growing the vector (which moves it) is fine: the pointer is to the
-    // vector object, not its storage.
+    // Ids index slots_; the index's hasher reads slots_ through a pointer
+    // to the deque object, not to its storage.
     id = static_cast<Id>(slots_.size());
     slots_.emplace_back();
   }

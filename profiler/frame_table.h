@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <string_view>
 #include <unordered_set>
 #include <vector>
@@ -46,20 +47,23 @@ class FrameTable {
   // Frame not yet interned: heterogeneous lookup), so no frame is stored twice.
   struct Hash {
     using is_transparent = void;
-    const std::vector<Slot>* slots;
+    const std::deque<Slot>* slots;
     size_t operator()(Id id) const { return (*this)((*slots)[id].frame); }
     size_t operator()(const Frame& f) const;
   };
   struct Equal {
     using is_transparent = void;
-    const std::vector<Slot>* slots;
+    const std::deque<Slot>* slots;
     bool operator()(Id a, Id b) const { return a == b; }
     bool operator()(const Frame& a, Id b) const { return same((*slots)[b].frame, a); }
     bool operator()(Id a, const Frame& b) const { return same((*slots)[a].frame, b); }
     static bool same(const Frame& a, const Frame& b);
   };
 
-  std::vector<Slot> slots_;
+  // A deque: growing it neither moves the frames nor holds the old and the
+  // new array at once (a vector's doubling did: 3.3 MB of a churning
+  // machine's 27 MB heap peak, measured with heaptrack).
+  std::deque<Slot> slots_;
   std::vector<Id> free_;  // slots of released frames, reused first
   std::unordered_set<Id, Hash, Equal> index_{0, Hash{&slots_}, Equal{&slots_}};
 };

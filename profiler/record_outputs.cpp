@@ -186,6 +186,24 @@ class TotalsAndLevels : public StackSource {
   const std::vector<StackSample>& levels_;
 };
 
+// The on- and off-CPU stacks of another source.
+class CpuStacks : public StackSource {
+ public:
+  explicit CpuStacks(const StackSource& all) : all_(all) {
+    for (size_t i = 0; i < all.size(); ++i) {
+      StackKind kind = all.header(i).kind;
+      if (kind == StackKind::kOnCpu || kind == StackKind::kOffCpu) picked_.push_back(i);
+    }
+  }
+  size_t size() const override { return picked_.size(); }
+  const StackSample& header(size_t i) const override { return all_.header(picked_[i]); }
+  const StackSample& get(size_t i, StackSample& scratch) const override { return all_.get(picked_[i], scratch); }
+
+ private:
+  const StackSource& all_;
+  std::vector<size_t> picked_;
+};
+
 }  // namespace
 
 std::vector<std::string> write_outputs(const std::string& dir, const StackTotals& totals, const RecordInfo& info,
@@ -258,15 +276,10 @@ std::vector<std::string> write_outputs(const std::string& dir, const StackTotals
   }
   // pprof holds the CPU views (samples and blocked time) only.
   if (final) {
-    std::vector<StackSample> cpu;
-    for (size_t i = 0; i < stacks.size(); ++i) {
-      StackKind kind = stacks.header(i).kind;
-      if (kind != StackKind::kOnCpu && kind != StackKind::kOffCpu) continue;
-      StackSample& slot = cpu.emplace_back();
-      const StackSample& s = stacks.get(i, slot);  // built in slot, or held elsewhere
-      if (&s != &slot) slot = s;
-    }
-    if (!cpu.empty()) {
+    // Built one at a time, as stacks.json's are (copied out whole, a
+    // churning machine's stacks were 11 MB of the recording's peak heap).
+    CpuStacks cpu(stacks);
+    if (cpu.size() > 0) {
       flamegraph::PprofOptions p;
       if (info.hz) p.period = 1'000'000'000 / info.hz;
       p.duration_nanos = static_cast<int64_t>(info.elapsed_s * 1e9);

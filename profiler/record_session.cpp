@@ -341,6 +341,7 @@ int run_record(RecordOptions options) {
     // libraries right after exec) are picked up where it matters: the
     // symbolizer re-reads a live process's snapshot when an address misses it.
     iv.stacks = resolver.resolve(raw);
+    { std::vector<RawStack> done = std::move(raw); }  // freed before the rest of the interval's work
     // Memory and I/O stacks go their own way: the CPU detector, localizer
     // and per-process CPU series see only on- and off-CPU stacks.
     std::vector<StackSample> resources;

@@ -58,13 +58,17 @@ void StackCopies::read_loop() {
   // The rings' epoll fd is readable while a ring holds records; BPF wakes
   // a sleeper only once a ring is a quarter full (send_stack_sample), so
   // after emptying them the reader sleeps until then, or kReadEvery.
-  pollfd fds[2] = {{ring_buffer__epoll_fd(ring_.get()), POLLIN, 0}, {stop_reader_.get(), POLLIN, 0}};
+  pollfd fds[2] = {{stop_reader_.get(), POLLIN, 0}, {ring_buffer__epoll_fd(ring_.get()), POLLIN, 0}};
+  bool capped = false;
   while (true) {
-    ::poll(fds, 2, static_cast<int>(kReadEvery.count()));
+    // Capped, the rings are not watched (they hold records: poll would
+    // return at once): the reader only sleeps.
+    ::poll(fds, capped ? 1 : 2, static_cast<int>(kReadEvery.count()));
     std::lock_guard lock(mutex_);
     if (stop_) break;
     // Past the cap the records stay in the rings (see kMaxQueuedBytes).
-    if (queued_words_ * sizeof(uint64_t) >= kMaxQueuedBytes) continue;
+    capped = queued_words_ * sizeof(uint64_t) >= kMaxQueuedBytes;
+    if (capped) continue;
     reader_reading_ = true;
     ring_buffer__consume(ring_.get());
     reader_reading_ = false;

@@ -81,6 +81,11 @@ std::vector<StackSample> StackResolver::resolve(const std::vector<RawStack>& raw
     out.push_back(std::move(s));
   }
   if (kernel_cache_.size() > kMaxCachedAddresses) kernel_cache_.clear();
+  // Freed now rather than at the next interval: on a machine starting
+  // processes, most of its entries are of processes seen once, and the rest
+  // of the interval's work (totals, detector, outputs) peaks after this.
+  { std::unordered_map<UserKey, std::vector<Frame>, UserKeyHash> done = std::move(user_cache_); }
+  user_cache_.clear();
   return out;
 }
 

@@ -8,15 +8,58 @@
 #include <gelf.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <string_view>
 
 #include "recording/error.h"
+#include "symbolizer/private_files.h"
 #include "symbolizer/inflated_image.h"
 
 namespace stackwatch::symbolizer {
+
+size_t release_file_pages(Elf* elf) {
+  size_t size = 0;
+  char* base = elf != nullptr ? elf_rawfile(elf, &size) : nullptr;
+  if (base == nullptr || size == 0) return 0;
+  const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+  // Whole pages inside the image only: its first and last may share a
+  // page with another mapping's bytes (an in-memory vDSO copy).
+  uintptr_t first = (reinterpret_cast<uintptr_t>(base) + page - 1) & ~(page - 1);
+  uintptr_t end = (reinterpret_cast<uintptr_t>(base) + size) & ~(page - 1);
+  if (first >= end) return 0;
+  int fd = ::open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  // pagemap: 8 bytes a page; bit 63 present, bit 61 a file page (or
+  // shared anonymous memory: also kept by the kernel when dropped here).
+  constexpr uint64_t kPresent = uint64_t{1} << 63, kFilePage = uint64_t{1} << 61;
+  constexpr size_t kBatch = 512;
+  uint64_t entries[kBatch];
+  size_t released = 0;
+  uintptr_t run_start = 0;  // a run of present file pages, dropped at its end
+  auto drop = [&](uintptr_t run_end) {
+    if (run_start != 0 && madvise(reinterpret_cast<void*>(run_start), run_end - run_start, MADV_DONTNEED) == 0)
+      released += run_end - run_start;
+    run_start = 0;
+  };
+  for (uintptr_t at = first; at < end;) {
+    size_t n = std::min<size_t>(kBatch, (end - at) / page);
+    if (!pread_exact(fd, entries, n * sizeof(uint64_t), static_cast<uint64_t>(at / page) * sizeof(uint64_t))) {
+      run_start = 0;  // unknown: keep everything from here
+      break;
+    }
+    for (size_t i = 0; i < n; ++i, at += page) {
+      bool droppable = (entries[i] & kPresent) != 0 && (entries[i] & kFilePage) != 0;
+      if (droppable && run_start == 0) run_start = at;
+      if (!droppable) drop(at);
+    }
+  }
+  drop(end);
+  ::close(fd);
+  return released;
+}
 namespace {
 
 void ensure_libelf() {

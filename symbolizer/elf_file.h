@@ -31,6 +31,17 @@ struct LoadSegment {
 std::optional<uint64_t> offset_to_vaddr(const std::vector<LoadSegment>& segments, uint64_t offset);
 std::optional<uint64_t> vaddr_to_offset(const std::vector<LoadSegment>& segments, uint64_t vaddr);
 
+// Takes the pages of elf's image that are a file's (libelf's mapping of a
+// file, or an image mapped from the image cache) out of this process's
+// resident set (MADV_DONTNEED): they stay in the page cache, and what is
+// read again faults back in. Pages that are this process's own (an image
+// inflated on the heap, a page written since it was mapped) are kept:
+// /proc/self/pagemap tells them apart. For after a one-time scan of a
+// whole file (the DWARF index's listing of its units) that left most of it
+// resident when later lookups read a few pages of it. Returns the bytes
+// released from the mapping (0 when pagemap cannot be read).
+size_t release_file_pages(Elf* elf);
+
 class ElfFile {
  public:
   // Takes ownership of fd. Throws stackwatch::Error when it is not ELF.

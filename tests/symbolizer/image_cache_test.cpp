@@ -73,6 +73,62 @@ TEST_F(ImageCache, ALaterOpenMapsTheImageAndAnswersAsInflatingDoes) {
   EXPECT_EQ(images().size(), 1u);  // the uncached one wrote nothing
 }
 
+// Pages of [base, base + size) mapped in this process now (pagemap's
+// present bit), and a checksum of the bytes.
+size_t present_pages(const char* base, size_t size) {
+  const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+  int fd = open("/proc/self/pagemap", O_RDONLY);
+  if (fd < 0) return 0;
+  size_t present = 0;
+  for (uintptr_t at = reinterpret_cast<uintptr_t>(base) & ~(page - 1); at < reinterpret_cast<uintptr_t>(base) + size;
+       at += page) {
+    uint64_t entry = 0;
+    if (pread(fd, &entry, 8, static_cast<off_t>(at / page * 8)) == 8 && (entry >> 63) != 0) ++present;
+  }
+  close(fd);
+  return present;
+}
+
+uint64_t checksum(const char* base, size_t size) {
+  uint64_t sum = 0;
+  for (size_t i = 0; i < size; ++i) sum = sum * 31 + static_cast<unsigned char>(base[i]);
+  return sum;
+}
+
+// After the DWARF index lists an image's units, its pages leave the
+// resident set (they stay in the page cache) and read back the same; an
+// image of this process's own (inflated on the heap: nothing to read them
+// back from) is kept whole.
+TEST_F(ImageCache, AMappedImagesPagesLeaveTheResidentSetAndReadBackTheSame) {
+  EXPECT_FALSE(opens_from_cache(source_));
+  auto file = ElfFile::open_path(source_);
+  auto view = file->open_for_dwarf(cache_);
+  ASSERT_TRUE(view && view->image_from_cache());
+  size_t size = 0;
+  const char* base = elf_rawfile(view->elf(), &size);
+  ASSERT_NE(base, nullptr);
+  const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  ASSERT_GT(size, 4 * page) << "a fixture of a few pages at least";
+  uint64_t before = checksum(base, size);  // every page read: resident
+  size_t resident = present_pages(base, size);
+  EXPECT_GE(resident, size / page);
+  size_t released = release_file_pages(view->elf());
+  EXPECT_GE(released, (size / page - 2) * page) << "all but the partial first and last pages";
+  EXPECT_LE(present_pages(base, size), 2u);
+  EXPECT_EQ(checksum(base, size), before);
+
+  ImageCacheOptions none;
+  none.dir = "";
+  auto heap = file->open_for_dwarf(none);
+  ASSERT_TRUE(heap && !heap->image_from_cache());
+  base = elf_rawfile(heap->elf(), &size);
+  ASSERT_NE(base, nullptr);
+  before = checksum(base, size);
+  EXPECT_EQ(release_file_pages(heap->elf()), 0u);
+  EXPECT_GE(present_pages(base, size), size / page) << "still all there";
+  EXPECT_EQ(checksum(base, size), before);
+}
+
 TEST_F(ImageCache, AChangedFileIsNotServedAnOldImage) {
   EXPECT_FALSE(opens_from_cache(source_));
   EXPECT_TRUE(opens_from_cache(source_));
