@@ -124,13 +124,17 @@ int run_record(RecordOptions options) {
   // (the whole ring ends up resident, mapped twice: keep it small), 1 MiB
   // at least (999 Hz on 2 CPUs: 1 MiB, where it took 16 MiB when the ring
   // waited for the recording's thread);
-  // at least 8 MiB when off-CPU copies share it (a busy machine ends
-  // hundreds of blocks in 100 ms). A full ring is counted. (I/O calls have
-  // a ring of their own: IoSampler.)
+  // at least 2 MiB when off-CPU copies share it (a busy machine ends
+  // hundreds of blocks in 100 ms; BPF wakes the reader once the ring is a
+  // quarter full, so it is read every 512 KiB at most: a few ms of such a
+  // burst. It was 8 MiB, 16 MB resident, before the reader was woken so and
+  // before copies stopped at each thread's stack top). A full ring is
+  // counted, and its events kept with a frame-pointer stack. (I/O calls
+  // have a ring of their own: IoSampler.)
   if (options.dwarf) {
     double reads = 2.0 * std::chrono::duration<double>(StackCopies::ring_window(options.hz)).count();
     double worst = options.hz * reads * static_cast<double>(online_cpus().size()) * sizeof(sw_stack_sample);
-    uint32_t bytes = options.off_cpu ? 8u << 20 : 1u << 20;
+    uint32_t bytes = options.off_cpu ? 2u << 20 : 1u << 20;
     while (bytes < worst && bytes < (256u << 20)) bytes <<= 1;
     tracker_options.stack_samples_bytes = bytes;
   }
