@@ -93,7 +93,8 @@ static __always_inline bool send_stack_copy(struct bpf_perf_event_data *ctx, __u
   long n = bpf_get_stack(ctx, e->data, SW_MAX_STACK_DEPTH * sizeof(__u64), 0);
   e->kernel_depth = n > 0 ? (__u32)(n / sizeof(__u64)) : 0;
   copy_user_stack(e);
-  /* No wake-up per sample: user space drains the ring every 100 ms. */
+  /* No wake-up per sample: the reader is woken once the ring is a quarter
+   * full (send_stack_sample), else reads it every 100 ms. */
   if (send_stack_sample(e) != 0) count_drop(&oncpu_drops, SW_DROP_EVENTS_FULL);
   return true;
 }

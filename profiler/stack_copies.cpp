@@ -235,7 +235,9 @@ void StackCopies::learn_stack_top(const sw_stack_sample& s) {
     // per thread), and only a top that shortens its copies.
     if (top >= s.regs.sp + s.stack_len) return;
   }
-  if (tops_.size() >= 65536) tops_.clear();  // bounded; a thread told again costs one more call
+  // As many as BPF's LRU map holds (~40 bytes each here); a thread told
+  // again after a clear costs one more call.
+  if (tops_.size() >= kMaxStackTops) tops_.clear();
   auto [it, inserted] = tops_.try_emplace(s.tid, top);
   if (!inserted) {
     if (it->second == top || it->second == ~uint64_t{0}) return;

@@ -83,6 +83,9 @@ class StackCopies {
   // Bytes above the highest address a thread's unwinding read that its
   // later copies still take (a frame that saves one more register).
   static constexpr uint64_t kStackTopMargin = 256;
+  // Threads whose stack top is remembered here (stack_tops in BPF holds
+  // as many).
+  static constexpr size_t kMaxStackTops = 16384;
   // Bytes of copies the queue may hold: past it the reader leaves records in
   // the rings, which then fill and count their drops in BPF (as when there
   // was no reader). The capacity the 999 Hz ring had, used only when a

@@ -74,6 +74,11 @@ std::shared_ptr<MappedFile> FileRegistry::share(int fd, const std::string& path,
   return file;
 }
 
+std::shared_ptr<const std::vector<char>> FileRegistry::share_vdso(std::vector<char> image) {
+  if (!vdso_ || *vdso_ != image) vdso_ = std::make_shared<const std::vector<char>>(std::move(image));
+  return vdso_;
+}
+
 std::shared_ptr<MappedFile> FileRegistry::open_mapped(const std::string& proc_dir, const Mapping& m) {
   std::string path = m.path;
   if (path.ends_with(kDeleted)) path.resize(path.size() - kDeleted.size());
@@ -143,7 +148,8 @@ std::optional<ProcessSnapshot> capture_process(uint32_t pid, const Options& opti
     ProcessMapping pm;
     if (m.path == "[vdso]") {
       pm.kind = MappingKind::kVdso;
-      snap.vdso_image = read_memory(proc_dir, m.start, m.end - m.start);
+      if (auto image = read_memory(proc_dir, m.start, m.end - m.start); !image.empty())
+        snap.vdso_image = files.share_vdso(std::move(image));
     } else if (m.path.empty()) {
       pm.kind = MappingKind::kAnonymous;
     } else if (m.path.front() == '/' && m.inode != 0) {

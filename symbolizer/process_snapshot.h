@@ -42,8 +42,13 @@ class FileRegistry {
   std::shared_ptr<MappedFile> open_mapped(const std::string& proc_dir, const Mapping& m);
   // A file named on the command line / by path. Throws stackwatch::Error if it cannot be opened.
   std::shared_ptr<MappedFile> open_path(const std::string& path);
+  // A process's vDSO image, shared with every snapshot whose vDSO has the
+  // same bytes (on one kernel, all of them: 8 KiB a process otherwise, 16 MB
+  // of a churning machine's snapshots).
+  std::shared_ptr<const std::vector<char>> share_vdso(std::vector<char> image);
 
  private:
+  std::shared_ptr<const std::vector<char>> vdso_;  // the last one shared
   std::shared_ptr<MappedFile> share(int fd, const std::string& path, const std::string& identity);
   std::unordered_map<std::string, std::weak_ptr<MappedFile>> files_;
 };
@@ -59,7 +64,7 @@ struct ProcessMapping {
 struct ProcessSnapshot {
   uint32_t pid = 0;
   std::vector<ProcessMapping> mappings;  // sorted by start
-  std::vector<char> vdso_image;          // empty when unreadable
+  std::shared_ptr<const std::vector<char>> vdso_image;  // null when unreadable (FileRegistry::share_vdso)
   PerfMap jit;
   int64_t jit_mtime_ns = -1;
   std::chrono::steady_clock::time_point jit_checked;

@@ -99,9 +99,9 @@ struct Symbolizer::Impl {
   }
 
   std::shared_ptr<Module> vdso_module(const ProcessSnapshot& snap) {
-    if (snap.vdso_image.empty()) return nullptr;
+    if (!snap.vdso_image) return nullptr;
     try {
-      auto elf = ElfFile::from_memory(snap.vdso_image, "[vdso]");
+      auto elf = ElfFile::from_memory(*snap.vdso_image, "[vdso]");
       std::string key = elf->build_id().empty() ? std::string() : "b:" + elf->build_id();
       if (!key.empty())
         if (auto m = cache.find(key)) return m;

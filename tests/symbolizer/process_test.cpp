@@ -10,11 +10,13 @@
 #include <chrono>
 #include <cinttypes>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <thread>
 
+#include "symbolizer/process_snapshot.h"
 #include "symbolizer/symbolizer.h"
 #include "test_support.h"
 
@@ -200,6 +202,25 @@ TEST(SymbolizeProcess, Vdso) {
   // (the last in the table), so accept either, but nothing else.
   EXPECT_TRUE(frames[0].function == "clock_gettime" || frames[0].function == "__vdso_clock_gettime")
       << frames[0].function << " " << frames[0].unknown_reason;
+}
+
+// Every process of one kernel maps the same vDSO: its snapshots share one
+// copy of the image (8 KiB each, of every process a churning machine
+// starts, before).
+TEST(SymbolizeProcess, SnapshotsShareOneVdsoImage) {
+  Child other({"/bin/cat"});  // alive until its stdin closes
+  FileRegistry files;
+  Options o = isolated();
+  auto ours = capture_process(static_cast<uint32_t>(getpid()), o, files);
+  auto theirs = capture_process(static_cast<uint32_t>(other.pid()), o, files);
+  ASSERT_TRUE(ours && theirs);
+  ASSERT_NE(ours->vdso_image, nullptr);
+  EXPECT_GT(ours->vdso_image->size(), 0u);
+  EXPECT_EQ(ours->vdso_image.get(), theirs->vdso_image.get());
+  auto base = getauxval(AT_SYSINFO_EHDR);
+  ASSERT_NE(base, 0u);
+  EXPECT_EQ(std::memcmp(ours->vdso_image->data(), reinterpret_cast<const void*>(base), ours->vdso_image->size()), 0);
+  other.kill_and_reap();
 }
 
 TEST(SymbolizeProcess, JitPerfMap) {
